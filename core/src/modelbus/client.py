@@ -1,0 +1,651 @@
+"""``Client`` and ``AsyncClient``: one interface to every installed provider.
+
+Both are cheap to construct: plugins, config and connection pools are set up on first use.
+The data path of a call::
+
+    resolve model -> plan (deployments) -> [ChatCall: translate, authenticate] -> send
+        -> normalize (response | stream events | error) -> price -> response with usage, cost, route
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from modelbus.calls import BaseCall, ChatCall, Compat, EmbeddingCall
+from modelbus.context import CallContext
+from modelbus.errors import BadRequestError, ModelbusError, RequestTimeoutError
+from modelbus.http import HttpResponse
+from modelbus.retries import Deadline, RetryPolicy
+from modelbus.routing import AttemptLoop, RoutePlan
+from modelbus.streaming import AsyncStream, Stream, StreamProcessor
+from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse
+from modelbus.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from modelbus.types.models import ModelInfo
+from modelbus.validation import parse_model
+
+if TYPE_CHECKING:
+    import httpx
+
+    from modelbus.config import ModelbusConfig
+    from modelbus.plugins import PluginRecord
+    from modelbus.runtime import Runtime
+    from modelbus.transports import HttpPool
+
+logger = logging.getLogger("modelbus")
+
+__all__ = ["AsyncClient", "Client", "HealthStatus"]
+
+
+class HealthStatus:
+    """The outcome of a provider health probe."""
+
+    def __init__(
+        self,
+        provider: str,
+        ok: bool,
+        latency_ms: float | None,
+        error: ModelbusError | None = None,
+        detail: str = "",
+    ) -> None:
+        self.provider = provider
+        self.ok = ok
+        self.latency_ms = latency_ms
+        self.error = error
+        self.detail = detail or (str(error) if error else "ok")
+
+    def __repr__(self) -> str:
+        return f"HealthStatus(provider={self.provider!r}, ok={self.ok}, detail={self.detail!r})"
+
+
+class _BaseClient:
+    def __init__(
+        self,
+        *,
+        config: ModelbusConfig | dict[str, Any] | str | Path | None = None,
+        providers: dict[str, dict[str, Any]] | None = None,
+        plugins: Sequence[object] = (),
+        load_entrypoints: bool = True,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        compat: Compat = "strict",
+        transport: httpx.BaseTransport | None = None,
+        async_transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        """
+        Args:
+            config: a config object, a dict in config.toml's shape, or a path; default: the usual file.
+            providers: per-provider settings over the config, e.g. ``{"deepseek": {"api_key": ...}}``.
+            plugins: plugin objects or modules to register in code (besides entry points).
+            load_entrypoints: load plugins from the ``modelbus`` entry-point group.
+            max_retries: retries per deployment on retryable errors (default from config: 2).
+            timeout: total seconds per call, retries included (default from config: 600).
+            compat: ``"strict"`` raises on parameters a model lacks; ``"drop"`` drops them.
+            transport / async_transport: custom httpx transports (tests, proxies).
+        """
+        self._config_arg = config
+        self._providers_arg = providers
+        self._plugins_arg = list(plugins)
+        self._load_entrypoints = load_entrypoints
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self.compat: Compat = compat
+        self._transport = transport
+        self._async_transport = async_transport
+        self._runtime = runtime
+        self._pool: HttpPool | None = None
+
+    # -- lazy state -----------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            from modelbus.config import ModelbusConfig
+            from modelbus.plugins import PluginHost
+            from modelbus.runtime import Runtime
+
+            if isinstance(self._config_arg, ModelbusConfig):
+                config = self._config_arg
+            elif isinstance(self._config_arg, dict):
+                config = ModelbusConfig.from_dict(self._config_arg)
+            else:
+                config = ModelbusConfig.load(self._config_arg)
+            host = None
+            if self._plugins_arg or not self._load_entrypoints:
+                host = PluginHost(load_entrypoints=self._load_entrypoints, plugins=self._plugins_arg)
+            self._runtime = Runtime(config=config, host=host, provider_overrides=self._providers_arg)
+        return self._runtime
+
+    @property
+    def pool(self) -> HttpPool:
+        if self._pool is None:
+            from modelbus.transports import HttpPool
+
+            self._pool = HttpPool(
+                self.runtime.host,
+                self.runtime.config.client,
+                sync_transport=self._transport,
+                async_transport=self._async_transport,
+            )
+        return self._pool
+
+    def _policy(self) -> RetryPolicy:
+        cfg = self.runtime.config.client
+        return RetryPolicy(
+            max_retries=cfg.max_retries if self._max_retries is None else self._max_retries,
+            backoff_base=cfg.backoff_base,
+            backoff_max=cfg.backoff_max,
+            max_retry_after=cfg.max_retry_after,
+        )
+
+    def _deadline(self, timeout: float | None) -> Deadline:
+        return Deadline(timeout or self._timeout or self.runtime.config.client.timeout.total)
+
+    # -- models and plugins ---------------------------------------------------------------------
+
+    def resolve(self, model: str | None) -> ModelInfo:
+        """The model table row for a model id or alias (``None``: the default model)."""
+        return self.runtime.registry.resolve(model)
+
+    def models(self, pattern: str | None = None) -> list[ModelInfo]:
+        """Installed models, optionally filtered by a glob such as ``'deepseek/*'``."""
+        return self.runtime.registry.list(pattern)
+
+    def plugins(self) -> list[PluginRecord]:
+        """Every plugin found, loaded or not (see ``.error``)."""
+        self.runtime.host.load()
+        return list(self.runtime.host.records)
+
+    def register_plugin(self, plugin: object, name: str | None = None) -> PluginRecord:
+        """Register a plugin object or module in code."""
+        record = self.runtime.host.register(plugin, name=name)
+        self.runtime.invalidate()
+        return record
+
+    # -- request building -----------------------------------------------------------------------
+
+    def _chat_request(
+        self, model: str | None, messages: Any, stream: bool, params: dict[str, Any]
+    ) -> ChatRequest:
+        if messages is None:
+            raise BadRequestError(
+                "messages is required: a list of {role, content} dicts or a string", param="messages"
+            )
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if model is None:
+            model = self.runtime.registry.default_model_id()
+        return parse_model(
+            ChatRequest,
+            {"model": model, "messages": messages, "stream": stream, **params},
+            what="chat request",
+        )
+
+    def _context(self, request: ChatRequest | EmbeddingRequest) -> CallContext:
+        metadata = dict(getattr(request, "metadata", None) or {})
+        return CallContext(requested_model=request.model, metadata=metadata)
+
+    def _plan(self, request: ChatRequest | EmbeddingRequest) -> RoutePlan:
+        model = self.runtime.registry.resolve(request.model)
+        return RoutePlan.direct(request.model, self.runtime.deployment(model))
+
+    def _before_call(self, request: ChatRequest | EmbeddingRequest, context: CallContext) -> Any:
+        return self.runtime.hook.modelbus_before_call(request=request, context=context)
+
+    def _after_call(
+        self, request: Any, response: Any, error: ModelbusError | None, context: CallContext
+    ) -> None:
+        try:
+            self.runtime.hook.modelbus_after_call(
+                request=request, response=response, error=error, context=context
+            )
+        except Exception:  # an observer must never break the call it observes
+            logger.exception("an after_call hook failed (request %s)", context.request_id)
+
+    def _health_request(self, provider: str) -> tuple[Any, Any]:
+        registry = self.runtime.registry
+        if provider not in registry.providers:
+            raise BadRequestError(f"provider {provider!r} is not installed", param="provider")
+        model = next((m for m in registry.list(f"{provider}/*")), None)
+        info = registry.providers[provider]
+        deployment = self.runtime.deployment(model) if model else None
+        settings = self.runtime.settings(info)
+        from modelbus.config import base_url_for
+
+        request = self.runtime.hook.modelbus_health_request(
+            provider=provider, settings=settings, base_url=base_url_for(info, settings)
+        )
+        return request, deployment
+
+
+class Client(_BaseClient):
+    """The synchronous client. Use it as a context manager or call :meth:`close`."""
+
+    @overload
+    def chat(
+        self,
+        model: str | None = ...,
+        messages: Any = ...,
+        *,
+        stream: Literal[False] = ...,
+        timeout: float | None = ...,
+        **params: Any,
+    ) -> ChatResponse: ...
+    @overload
+    def chat(
+        self,
+        model: str | None = ...,
+        messages: Any = ...,
+        *,
+        stream: Literal[True],
+        timeout: float | None = ...,
+        **params: Any,
+    ) -> Stream: ...
+
+    def chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        *,
+        stream: bool = False,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> ChatResponse | Stream:
+        """A chat completion; with ``stream=True``, a :class:`Stream`.
+
+        ``params`` are :class:`~modelbus.types.ChatRequest` fields (``tools``, ``temperature``,
+        ``max_tokens``, ``extra`` ...)."""
+        request = self._chat_request(model, messages, stream, params)
+        context = self._context(request)
+        if not stream:
+            cached = self._before_call(request, context)
+            if cached is not None:
+                return cached
+        plan = self._plan(request)
+        loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
+        if stream:
+            result = Stream(lambda s: self._stream(s, request, loop, context))
+            result.route = plan.route
+            result._prime()
+            return result
+        try:
+            response = self._complete(request, loop)
+        except ModelbusError as error:
+            self._after_call(request, None, error, context)
+            raise
+        response.route = plan.route
+        self._after_call(request, response, None, context)
+        return response
+
+    def _complete(self, request: ChatRequest, loop: AttemptLoop) -> ChatResponse:
+        while True:
+            loop.begin()
+            try:
+                call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                http = self.pool.send(call.http_request(), provider=call.provider, read=_read(loop))
+                response = call.parse(http)
+                loop.succeeded()
+                return response
+            except ModelbusError as error:
+                delay = loop.failed(error)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+
+    def _stream(
+        self, stream: Stream, request: ChatRequest, loop: AttemptLoop, context: CallContext
+    ) -> Iterator[ChatChunk]:
+        response_error: ModelbusError | None = None
+        try:
+            while True:
+                loop.begin()
+                held: list[ChatChunk] = []  # chunks before the first token: failover stays invisible
+                try:
+                    call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                    upstream = self.pool.open(call.http_request(), provider=call.provider, read=_read(loop))
+                    try:
+                        if upstream.status_code >= 400:
+                            raise call.error(_read_whole(upstream, call.provider))
+                        processor = stream.processor = StreamProcessor(call)
+                        for data in _iter_bytes(upstream, call.provider, loop.deadline):
+                            for chunk in processor.feed(data):
+                                if processor.first_token_at is None:
+                                    held.append(chunk)
+                                    continue
+                                yield from held
+                                held.clear()
+                                yield chunk
+                        tail = processor.finish()
+                    finally:
+                        upstream.close()
+                    loop.succeeded(processor.ttft)
+                    yield from held
+                    yield from tail
+                    return
+                except ModelbusError as error:
+                    if stream.processor is not None and stream.processor.first_token_at is not None:
+                        raise  # the caller has tokens: end the stream with the error
+                    delay = loop.failed(error)
+                    if delay is None:
+                        raise
+                    stream.processor = None
+                    time.sleep(delay)
+        except ModelbusError as error:
+            response_error = error
+            raise
+        finally:
+            self._after_call(request, stream.response, response_error, context)
+
+    def embed(
+        self,
+        model: str | None = None,
+        input: str | list[str] | None = None,
+        *,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embeddings for one text or a list of texts."""
+        request = parse_model(
+            EmbeddingRequest, {"model": model or "", "input": input, **params}, what="embeddings request"
+        )
+        context = self._context(request)
+        cached = self._before_call(request, context)
+        if cached is not None:
+            return cached
+        plan = self._plan(request)
+        loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
+        try:
+            while True:
+                loop.begin()
+                try:
+                    call = EmbeddingCall(self.runtime, loop.deployment, request)
+                    response = call.parse(self.pool.send(call.http_request(), provider=call.provider))
+                    loop.succeeded()
+                    break
+                except ModelbusError as error:
+                    delay = loop.failed(error)
+                    if delay is None:
+                        raise
+                    time.sleep(delay)
+        except ModelbusError as error:
+            self._after_call(request, None, error, context)
+            raise
+        response.route = plan.route
+        self._after_call(request, response, None, context)
+        return response
+
+    def health(self, provider: str) -> HealthStatus:
+        """Probe a provider with its cheapest authenticated request."""
+        request, deployment = self._health_request(provider)
+        if request is None or deployment is None:
+            return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
+        call = BaseCall(self.runtime, deployment)
+        start = time.monotonic()
+        try:
+            http = self.pool.send(call.authenticate(request), provider=provider)
+            if http.status_code >= 400:
+                raise call.error(http)
+        except ModelbusError as error:
+            return HealthStatus(provider, False, (time.monotonic() - start) * 1000, error)
+        return HealthStatus(provider, True, (time.monotonic() - start) * 1000)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_BaseClient):
+    """The asynchronous twin of :class:`Client` (httpx API over aiohttp's connection pool)."""
+
+    @overload
+    async def chat(
+        self,
+        model: str | None = ...,
+        messages: Any = ...,
+        *,
+        stream: Literal[False] = ...,
+        timeout: float | None = ...,
+        **params: Any,
+    ) -> ChatResponse: ...
+    @overload
+    async def chat(
+        self,
+        model: str | None = ...,
+        messages: Any = ...,
+        *,
+        stream: Literal[True],
+        timeout: float | None = ...,
+        **params: Any,
+    ) -> AsyncStream: ...
+
+    async def chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        *,
+        stream: bool = False,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> ChatResponse | AsyncStream:
+        request = self._chat_request(model, messages, stream, params)
+        context = self._context(request)
+        if not stream:
+            cached = self._before_call(request, context)
+            if cached is not None:
+                return cached
+        plan = self._plan(request)
+        loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
+        if stream:
+            result = AsyncStream(lambda s: self._stream(s, request, loop, context))
+            result.route = plan.route
+            await result._prime()
+            return result
+        try:
+            response = await self._complete(request, loop)
+        except ModelbusError as error:
+            self._after_call(request, None, error, context)
+            raise
+        response.route = plan.route
+        self._after_call(request, response, None, context)
+        return response
+
+    async def _complete(self, request: ChatRequest, loop: AttemptLoop) -> ChatResponse:
+        import asyncio
+
+        while True:
+            loop.begin()
+            try:
+                call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                http = await self.pool.asend(call.http_request(), provider=call.provider, read=_read(loop))
+                response = call.parse(http)
+                loop.succeeded()
+                return response
+            except ModelbusError as error:
+                delay = loop.failed(error)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _stream(
+        self, stream: AsyncStream, request: ChatRequest, loop: AttemptLoop, context: CallContext
+    ) -> AsyncIterator[ChatChunk]:
+        import asyncio
+
+        response_error: ModelbusError | None = None
+        try:
+            while True:
+                loop.begin()
+                held: list[ChatChunk] = []
+                try:
+                    call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                    upstream = await self.pool.aopen(
+                        call.http_request(), provider=call.provider, read=_read(loop)
+                    )
+                    try:
+                        if upstream.status_code >= 400:
+                            raise call.error(await _aread_whole(upstream, call.provider))
+                        processor = stream.processor = StreamProcessor(call)
+                        async for data in _aiter_bytes(upstream, call.provider, loop.deadline):
+                            for chunk in processor.feed(data):
+                                if processor.first_token_at is None:
+                                    held.append(chunk)
+                                    continue
+                                for early in held:
+                                    yield early
+                                held.clear()
+                                yield chunk
+                        tail = processor.finish()
+                    finally:
+                        await upstream.aclose()
+                    loop.succeeded(processor.ttft)
+                    for chunk in [*held, *tail]:
+                        yield chunk
+                    return
+                except ModelbusError as error:
+                    if stream.processor is not None and stream.processor.first_token_at is not None:
+                        raise
+                    delay = loop.failed(error)
+                    if delay is None:
+                        raise
+                    stream.processor = None
+                    await asyncio.sleep(delay)
+        except ModelbusError as error:
+            response_error = error
+            raise
+        finally:
+            self._after_call(request, stream.response, response_error, context)
+
+    async def embed(
+        self,
+        model: str | None = None,
+        input: str | list[str] | None = None,
+        *,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        import asyncio
+
+        request = parse_model(
+            EmbeddingRequest, {"model": model or "", "input": input, **params}, what="embeddings request"
+        )
+        context = self._context(request)
+        cached = self._before_call(request, context)
+        if cached is not None:
+            return cached
+        plan = self._plan(request)
+        loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
+        try:
+            while True:
+                loop.begin()
+                try:
+                    call = EmbeddingCall(self.runtime, loop.deployment, request)
+                    response = call.parse(await self.pool.asend(call.http_request(), provider=call.provider))
+                    loop.succeeded()
+                    break
+                except ModelbusError as error:
+                    delay = loop.failed(error)
+                    if delay is None:
+                        raise
+                    await asyncio.sleep(delay)
+        except ModelbusError as error:
+            self._after_call(request, None, error, context)
+            raise
+        response.route = plan.route
+        self._after_call(request, response, None, context)
+        return response
+
+    async def health(self, provider: str) -> HealthStatus:
+        request, deployment = self._health_request(provider)
+        if request is None or deployment is None:
+            return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
+        call = BaseCall(self.runtime, deployment)
+        start = time.monotonic()
+        try:
+            http = await self.pool.asend(call.authenticate(request), provider=provider)
+            if http.status_code >= 400:
+                raise call.error(http)
+        except ModelbusError as error:
+            return HealthStatus(provider, False, (time.monotonic() - start) * 1000, error)
+        return HealthStatus(provider, True, (time.monotonic() - start) * 1000)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+# -- byte pumps (the only I/O the two twins do differently) ------------------------------------
+
+
+def _read(loop: AttemptLoop) -> float | None:
+    """The read timeout for this attempt: never past the call's deadline."""
+    remaining = loop.deadline.remaining()
+    if remaining <= 0:
+        raise RequestTimeoutError(f"call exceeded its total timeout of {loop.deadline.seconds:g}s")
+    return remaining
+
+
+def _read_whole(response: httpx.Response, provider: str) -> HttpResponse:
+    import httpx
+
+    from modelbus.transports import lower_headers, map_transport_error
+
+    try:
+        content = response.read()
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, provider=provider) from None
+    return HttpResponse(response.status_code, lower_headers(response.headers), content)
+
+
+async def _aread_whole(response: httpx.Response, provider: str) -> HttpResponse:
+    import httpx
+
+    from modelbus.transports import lower_headers, map_transport_error
+
+    try:
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, provider=provider) from None
+    return HttpResponse(response.status_code, lower_headers(response.headers), content)
+
+
+def _iter_bytes(response: httpx.Response, provider: str, deadline: Deadline) -> Iterator[bytes]:
+    import httpx
+
+    from modelbus.transports import map_transport_error
+
+    try:
+        for data in response.iter_bytes():
+            yield data
+            deadline.check("stream")
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, provider=provider) from None
+
+
+async def _aiter_bytes(response: httpx.Response, provider: str, deadline: Deadline) -> AsyncIterator[bytes]:
+    import httpx
+
+    from modelbus.transports import map_transport_error
+
+    try:
+        async for data in response.aiter_bytes():
+            yield data
+            deadline.check("stream")
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, provider=provider) from None

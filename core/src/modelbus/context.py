@@ -1,0 +1,95 @@
+"""Per-call state handed to hooks: the call context and the state of one stream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelbus.types.chat import ChatChunk, ChatRequest, ChoiceDelta, ChunkChoice, FinishReason, Usage
+from modelbus.types.models import ModelInfo
+
+
+def new_request_id() -> str:
+    return "mb-" + uuid.uuid4().hex[:24]
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Who is calling and how (seen by ``before_call``/``after_call`` hooks).
+
+    ``metadata`` is free-form: the gateway puts the caller's key id and team here, the client puts
+    what the caller passed as ``metadata=``. ``log_content`` says whether prompt and completion text
+    may be logged (off by default).
+    """
+
+    request_id: str = field(default_factory=new_request_id)
+    requested_model: str = ""
+    provider: str | None = None
+    model: ModelInfo | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    log_content: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What a provider's stream normalizer keeps between events of one stream.
+
+    A normalizer sets ``done`` when the provider's end-of-stream marker arrives (``[DONE]``,
+    ``message_stop``, a final candidate). A stream whose connection closes before ``done`` is
+    reported as :class:`~modelbus.errors.StreamInterruptedError`. ``scratch`` is the provider's own.
+    """
+
+    provider: str
+    model: ModelInfo
+    request: ChatRequest
+    id: str = ""
+    created: int = field(default_factory=lambda: int(time.time()))
+    model_name: str = ""
+    done: bool = False
+    usage: Usage | None = None
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    def chunk(
+        self,
+        *,
+        content: str | None = None,
+        reasoning_content: str | None = None,
+        tool_calls: list[Any] | None = None,
+        finish_reason: FinishReason | None = None,
+        native_finish_reason: str | None = None,
+        role: str | None = None,
+        usage: Usage | None = None,
+        index: int = 0,
+        reasoning_signature: str | None = None,
+    ) -> ChatChunk:
+        """A canonical chunk with this stream's id, model and creation time filled in."""
+        choices = []
+        if any(
+            v is not None
+            for v in (content, reasoning_content, tool_calls, finish_reason, role, reasoning_signature)
+        ):
+            choices.append(
+                ChunkChoice(
+                    index=index,
+                    delta=ChoiceDelta(
+                        role=role,  # type: ignore[arg-type]
+                        content=content,
+                        reasoning_content=reasoning_content,
+                        reasoning_signature=reasoning_signature,
+                        tool_calls=tool_calls,
+                    ),
+                    finish_reason=finish_reason,
+                    native_finish_reason=native_finish_reason,
+                )
+            )
+        return ChatChunk(
+            id=self.id or "chatcmpl-" + uuid.uuid4().hex[:24],
+            created=self.created,
+            model=self.model_name or self.model.id,
+            choices=choices,
+            usage=usage,
+            provider=self.provider,
+        )

@@ -1,0 +1,96 @@
+"""Shared pieces for mapping upstream failures to typed errors."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+
+from modelbus.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilteredError,
+    ContextLengthExceededError,
+    ModelbusError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeoutError,
+    UpstreamServerError,
+)
+
+_CONTEXT_LENGTH = re.compile(
+    r"context[_ ]length|maximum context|context window|prompt is too long|too many (input )?tokens"
+    r"|input (is )?too long|exceeds the (model's )?(maximum|max)",
+    re.IGNORECASE,
+)
+_CONTENT_FILTER = re.compile(r"content[_ ]?(policy|filter|management)|safety|sensitive|inappropriate", re.I)
+
+STATUS_ERRORS: dict[int, type[ModelbusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: QuotaExceededError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: UpstreamServerError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+    500: UpstreamServerError,
+    502: UpstreamServerError,
+    503: OverloadedError,
+    504: RequestTimeoutError,
+    529: OverloadedError,
+}
+
+
+def class_for_status(status: int, message: str = "") -> type[ModelbusError]:
+    """The error class for an HTTP status, refined by the message for 400s."""
+    cls = STATUS_ERRORS.get(status)
+    if cls is None:
+        cls = UpstreamServerError if status >= 500 else BadRequestError
+    if cls is BadRequestError and _CONTEXT_LENGTH.search(message):
+        return ContextLengthExceededError
+    if cls is BadRequestError and _CONTENT_FILTER.search(message):
+        return ContentFilteredError
+    return cls
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(when - (now if now is not None else time.time()), 0.0)
+
+
+_DURATION = re.compile(
+    r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$"
+)
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Go/protobuf-style duration: ``'37s'``, ``'3.957s'``, ``'6m0s'``, ``'12ms'``."""
+    match = _DURATION.match(text.strip())
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000

@@ -1,0 +1,67 @@
+"""Transport-neutral HTTP request and response records passed between hooks.
+
+Plain dataclasses on purpose: they sit on the hot path and are built by translators, not by users.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from modelbus.errors import MalformedResponseError
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """What a provider's ``translate_request`` hook asks the transport to send."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    content: bytes | None = None
+    stream: bool = False
+
+    def body_bytes(self) -> bytes | None:
+        if self.content is not None:
+            return self.content
+        if self.json is not None:
+            return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+        return None
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    """A complete (non-streamed) upstream response. Header names are lower-case."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    def json(self, *, provider: str | None = None) -> Any:
+        """The body decoded as JSON, or a :class:`MalformedResponseError` saying what arrived instead."""
+        try:
+            return json.loads(self.content)
+        except (ValueError, UnicodeDecodeError):
+            preview = self.content[:120].decode("utf-8", "replace")
+            raise MalformedResponseError(
+                f"upstream answered HTTP {self.status_code} with a body that is not JSON: {preview!r}",
+                provider=provider,
+                status_code=self.status_code,
+            ) from None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def join_url(base: str, path: str) -> str:
+    """``base`` + ``path`` with exactly one slash between them."""
+    return base.rstrip("/") + "/" + path.lstrip("/")

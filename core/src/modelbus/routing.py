@@ -1,0 +1,98 @@
+"""Attempt bookkeeping shared by every client: retries, failover to the next candidate, the route record.
+
+A :class:`RoutePlan` is an ordered list of candidate deployments plus the explanation of how they were
+chosen. The direct plan has one candidate; the scheduler (``modelbus.router``) builds richer ones and
+receives outcome reports through :meth:`RoutePlan.report`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modelbus.errors import ModelbusError
+from modelbus.retries import Deadline, RetryPolicy
+from modelbus.runtime import Deployment
+from modelbus.types.route import Attempt, Candidate, RouteInfo
+
+
+class OutcomeListener(Protocol):
+    def report(
+        self, deployment: Deployment, *, error: ModelbusError | None, latency: float, ttft: float | None
+    ) -> None: ...
+
+
+@dataclass
+class RoutePlan:
+    candidates: list[Deployment]
+    route: RouteInfo
+    listener: OutcomeListener | None = None
+
+    @classmethod
+    def direct(cls, requested: str, deployment: Deployment) -> RoutePlan:
+        return cls(
+            candidates=[deployment],
+            route=RouteInfo(
+                requested=requested,
+                resolved=deployment.id,
+                policy="direct",
+                reason="the model id names one deployment",
+                candidates=[Candidate(deployment=deployment.id)],
+            ),
+        )
+
+
+@dataclass
+class AttemptLoop:
+    """After each failure: retry the same deployment, fail over to the next one, or give up."""
+
+    plan: RoutePlan
+    policy: RetryPolicy
+    deadline: Deadline
+    index: int = 0
+    retry: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.plan.candidates[self.index]
+
+    def begin(self) -> None:
+        self.deadline.check()
+        self.started = time.monotonic()
+        self.plan.route.resolved = self.deployment.id
+
+    def _record(self, outcome: str, error: ModelbusError | None, ttft: float | None) -> None:
+        latency = time.monotonic() - self.started
+        self.plan.route.attempts.append(
+            Attempt(
+                deployment=self.deployment.id,
+                outcome=outcome,  # type: ignore[arg-type]
+                error_type=type(error).__name__ if error else None,
+                status_code=error.status_code if error else None,
+                latency_ms=round(latency * 1000, 2),
+                retry=self.retry,
+            )
+        )
+        if self.plan.listener is not None:
+            self.plan.listener.report(self.deployment, error=error, latency=latency, ttft=ttft)
+
+    def succeeded(self, ttft: float | None = None) -> None:
+        self._record("ok", None, ttft)
+
+    def failed(self, error: ModelbusError, *, may_fail_over: bool = True) -> float | None:
+        """Record the failure; return seconds to wait before the next attempt, or ``None`` to give up."""
+        self._record("error", error, None)
+        delay = self.policy.delay(self.retry, error, self.deadline)
+        if delay is not None and (error.retry_after is None or not self._has_next()):
+            self.retry += 1
+            return delay
+        if may_fail_over and error.retryable and self._has_next() and self.deadline.remaining() > 0:
+            self.index += 1
+            self.retry = 0
+            return 0.0
+        return None
+
+    def _has_next(self) -> bool:
+        return self.index + 1 < len(self.plan.candidates)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "acme"))
+
+from acme_provider import plugin as acme_plugin
+
+from modelbus import AsyncClient, Client
+from modelbus.testing import FakeUpstream, openai_chat_responder
+
+KEY = "sk-acme-secret-key-1234567890"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user config file or real keys leak into tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MODELBUS_CONFIG", raising=False)
+    monkeypatch.delenv("ACME_API_KEY", raising=False)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        server.respond_with(openai_chat_responder("Hello from acme."))
+        yield server
+
+
+@pytest.fixture
+def client(upstream: FakeUpstream) -> Iterator[Client]:
+    with Client(
+        plugins=[acme_plugin],
+        load_entrypoints=False,
+        config={},
+        max_retries=0,
+        providers={"acme": {"api_key": KEY, "base_url": upstream.url}},
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(upstream: FakeUpstream) -> AsyncClient:
+    c = AsyncClient(
+        plugins=[acme_plugin],
+        load_entrypoints=False,
+        config={},
+        max_retries=0,
+        providers={"acme": {"api_key": KEY, "base_url": upstream.url}},
+    )
+    yield c
+    await c.aclose()
