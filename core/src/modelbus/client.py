@@ -15,25 +15,26 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from modelbus.calls import BaseCall, ChatCall, Compat, EmbeddingCall
-from modelbus.context import CallContext
 from modelbus.errors import BadRequestError, ModelbusError, RequestTimeoutError
 from modelbus.http import HttpResponse
 from modelbus.retries import Deadline, RetryPolicy
-from modelbus.routing import AttemptLoop, RoutePlan
-from modelbus.streaming import AsyncStream, Stream, StreamProcessor
-from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse
-from modelbus.types.embeddings import EmbeddingRequest, EmbeddingResponse
-from modelbus.types.models import ModelInfo
-from modelbus.validation import parse_model
 
+# The modules below are imported where they are first needed, so that ``import modelbus; Client()``
+# stays cheap: no pydantic, httpx or aiohttp until the first call (bench/startup.py measures it).
 if TYPE_CHECKING:
     import httpx
 
+    from modelbus.calls import Compat
     from modelbus.config import ModelbusConfig
+    from modelbus.context import CallContext
     from modelbus.plugins import PluginRecord
+    from modelbus.routing import AttemptLoop, RoutePlan
     from modelbus.runtime import Runtime
+    from modelbus.streaming import AsyncStream, Stream
     from modelbus.transports import HttpPool
+    from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse
+    from modelbus.types.embeddings import EmbeddingRequest, EmbeddingResponse
+    from modelbus.types.models import ModelInfo
 
 logger = logging.getLogger("modelbus")
 
@@ -171,6 +172,9 @@ class _BaseClient:
     def _chat_request(
         self, model: str | None, messages: Any, stream: bool, params: dict[str, Any]
     ) -> ChatRequest:
+        from modelbus.types.chat import ChatRequest
+        from modelbus.validation import parse_model
+
         if messages is None:
             raise BadRequestError(
                 "messages is required: a list of {role, content} dicts or a string", param="messages"
@@ -186,10 +190,14 @@ class _BaseClient:
         )
 
     def _context(self, request: ChatRequest | EmbeddingRequest) -> CallContext:
+        from modelbus.context import CallContext
+
         metadata = dict(getattr(request, "metadata", None) or {})
         return CallContext(requested_model=request.model, metadata=metadata)
 
     def _plan(self, request: ChatRequest | EmbeddingRequest) -> RoutePlan:
+        from modelbus.routing import RoutePlan
+
         model = self.runtime.registry.resolve(request.model)
         return RoutePlan.direct(request.model, self.runtime.deployment(model))
 
@@ -259,6 +267,9 @@ class Client(_BaseClient):
 
         ``params`` are :class:`~modelbus.types.ChatRequest` fields (``tools``, ``temperature``,
         ``max_tokens``, ``extra`` ...)."""
+        from modelbus.routing import AttemptLoop
+        from modelbus.streaming import Stream
+
         request = self._chat_request(model, messages, stream, params)
         context = self._context(request)
         if not stream:
@@ -282,6 +293,8 @@ class Client(_BaseClient):
         return response
 
     def _complete(self, request: ChatRequest, loop: AttemptLoop) -> ChatResponse:
+        from modelbus.calls import ChatCall
+
         while True:
             loop.begin()
             try:
@@ -299,6 +312,9 @@ class Client(_BaseClient):
     def _stream(
         self, stream: Stream, request: ChatRequest, loop: AttemptLoop, context: CallContext
     ) -> Iterator[ChatChunk]:
+        from modelbus.calls import ChatCall
+        from modelbus.streaming import StreamProcessor
+
         response_error: ModelbusError | None = None
         try:
             while True:
@@ -349,6 +365,11 @@ class Client(_BaseClient):
         **params: Any,
     ) -> EmbeddingResponse:
         """Embeddings for one text or a list of texts."""
+        from modelbus.calls import EmbeddingCall
+        from modelbus.routing import AttemptLoop
+        from modelbus.types.embeddings import EmbeddingRequest
+        from modelbus.validation import parse_model
+
         request = parse_model(
             EmbeddingRequest, {"model": model or "", "input": input, **params}, what="embeddings request"
         )
@@ -380,6 +401,8 @@ class Client(_BaseClient):
 
     def health(self, provider: str) -> HealthStatus:
         """Probe a provider with its cheapest authenticated request."""
+        from modelbus.calls import BaseCall
+
         request, deployment = self._health_request(provider)
         if request is None or deployment is None:
             return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
@@ -437,6 +460,9 @@ class AsyncClient(_BaseClient):
         timeout: float | None = None,
         **params: Any,
     ) -> ChatResponse | AsyncStream:
+        from modelbus.routing import AttemptLoop
+        from modelbus.streaming import AsyncStream
+
         request = self._chat_request(model, messages, stream, params)
         context = self._context(request)
         if not stream:
@@ -462,6 +488,8 @@ class AsyncClient(_BaseClient):
     async def _complete(self, request: ChatRequest, loop: AttemptLoop) -> ChatResponse:
         import asyncio
 
+        from modelbus.calls import ChatCall
+
         while True:
             loop.begin()
             try:
@@ -480,6 +508,9 @@ class AsyncClient(_BaseClient):
         self, stream: AsyncStream, request: ChatRequest, loop: AttemptLoop, context: CallContext
     ) -> AsyncIterator[ChatChunk]:
         import asyncio
+
+        from modelbus.calls import ChatCall
+        from modelbus.streaming import StreamProcessor
 
         response_error: ModelbusError | None = None
         try:
@@ -535,6 +566,11 @@ class AsyncClient(_BaseClient):
     ) -> EmbeddingResponse:
         import asyncio
 
+        from modelbus.calls import EmbeddingCall
+        from modelbus.routing import AttemptLoop
+        from modelbus.types.embeddings import EmbeddingRequest
+        from modelbus.validation import parse_model
+
         request = parse_model(
             EmbeddingRequest, {"model": model or "", "input": input, **params}, what="embeddings request"
         )
@@ -565,6 +601,8 @@ class AsyncClient(_BaseClient):
         return response
 
     async def health(self, provider: str) -> HealthStatus:
+        from modelbus.calls import BaseCall
+
         request, deployment = self._health_request(provider)
         if request is None or deployment is None:
             return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")

@@ -67,8 +67,10 @@ class ModelbusConfig(_Section):
     @classmethod
     def _alias_targets_are_ids(cls, value: dict[str, str]) -> dict[str, str]:
         for alias, target in value.items():
-            if not target or "/" not in target:
-                raise ValueError(f"alias {alias!r} must point at a 'provider/model' id, got {target!r}")
+            if not target or ("/" not in target and target not in value):
+                raise ValueError(
+                    f"alias {alias!r} must point at a 'provider/model' id or another alias, got {target!r}"
+                )
         return value
 
     # -- loading ------------------------------------------------------------------------------

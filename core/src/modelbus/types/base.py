@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict
 class WireModel(BaseModel):
     """Strict pydantic model: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=False)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, validate_assignment=False, defer_build=True
+    )
 
     def to_wire(self, **kwargs: Any) -> dict[str, Any]:
         """JSON-able dict with aliases and without ``None`` fields (the OpenAI wire convention)."""
