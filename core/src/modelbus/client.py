@@ -207,12 +207,18 @@ class _BaseClient:
     def _after_call(
         self, request: Any, response: Any, error: ModelbusError | None, context: CallContext
     ) -> None:
-        try:
-            self.runtime.hook.modelbus_after_call(
-                request=request, response=response, error=error, context=context
+        # each observer on its own: one that raises must never break the call or the other observers
+        failures = self.runtime.host.call_isolated(
+            "modelbus_after_call", request=request, response=response, error=error, context=context
+        )
+        for plugin, exc in failures:
+            logger.error(
+                "after_call hook of plugin %s failed (request %s): %s: %s",
+                plugin,
+                context.request_id,
+                type(exc).__name__,
+                exc,
             )
-        except Exception:  # an observer must never break the call it observes
-            logger.exception("an after_call hook failed (request %s)", context.request_id)
 
     def _health_request(self, provider: str) -> tuple[Any, Any]:
         registry = self.runtime.registry

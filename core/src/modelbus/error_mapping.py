@@ -60,6 +60,40 @@ def class_for_status(status: int, message: str = "") -> type[ModelbusError]:
     return cls
 
 
+_TYPE_PATTERNS: list[tuple[re.Pattern[str], type[ModelbusError]]] = [
+    (re.compile(r"quota|billing|balance|arrear", re.I), QuotaExceededError),
+    (re.compile(r"rate.?limit|too.?many|throttl", re.I), RateLimitError),
+    (re.compile(r"overload|unavailable|capacity", re.I), OverloadedError),
+    (re.compile(r"auth|api.?key|unauthori", re.I), AuthenticationError),
+    (re.compile(r"permission|forbidden", re.I), PermissionDeniedError),
+    (re.compile(r"not.?found", re.I), NotFoundError),
+    (re.compile(r"timeout|deadline", re.I), RequestTimeoutError),
+    (re.compile(r"server|internal|api_error", re.I), UpstreamServerError),
+    (re.compile(r"invalid|bad.?request", re.I), BadRequestError),
+]
+
+
+def class_for_error_type(kind: str | None, message: str = "") -> type[ModelbusError]:
+    """The error class for an error *type or code* when there is no HTTP status to go by
+    (an error event in the middle of a 200 stream). Unknown types count as upstream failures."""
+    text = kind or ""
+    if _CONTEXT_LENGTH.search(message) or _CONTEXT_LENGTH.search(text):
+        return ContextLengthExceededError
+    if _CONTENT_FILTER.search(text):
+        return ContentFilteredError
+    for pattern, cls in _TYPE_PATTERNS:
+        if pattern.search(text):
+            return cls
+    return UpstreamServerError
+
+
+def classify_error(status: int, code: str | None, kind: str | None, message: str) -> type[ModelbusError]:
+    """By HTTP status when there is one (>= 400), else by the error's type/code."""
+    if status >= 400:
+        return class_for_status(status, f"{message} {code or ''} {kind or ''}")
+    return class_for_error_type(f"{kind or ''} {code or ''}".strip(), message)
+
+
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
     millis = headers.get("retry-after-ms")

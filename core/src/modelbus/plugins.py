@@ -93,6 +93,20 @@ class PluginHost:
             self._collect_providers(record)
         return record
 
+    def call_isolated(self, hook_name: str, **kwargs: Any) -> list[tuple[str, BaseException]]:
+        """Call every implementation of a hook on its own, so one that raises cannot stop the others.
+
+        Returns ``(plugin name, exception)`` for each implementation that raised.
+        """
+        self.load()
+        failures: list[tuple[str, BaseException]] = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                failures.append((impl.plugin_name, exc))
+        return failures
+
     def errors(self) -> list[PluginRecord]:
         self.load()
         return [record for record in self.records if not record.ok]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from modelbus.builtin import error_fields
 from modelbus.context import StreamState
-from modelbus.error_mapping import class_for_status, parse_retry_after
+from modelbus.error_mapping import classify_error, parse_retry_after
 from modelbus.errors import (
     AuthenticationError,
     ContentFilteredError,
@@ -328,10 +328,7 @@ class OpenAICompatibleProvider(ProviderPlugin):
         cls = (
             codes.get(code or "")
             or codes.get(kind or "")
-            or class_for_status(
-                response.status_code if response.status_code >= 400 else 400,
-                f"{message} {code or ''} {kind or ''}",
-            )
+            or classify_error(response.status_code, code, kind, message)
         )
         return cls(
             f"{self.display_name} error: {message}",

@@ -86,6 +86,7 @@ class FakeUpstream:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.record = True
+        self.client_disconnects = 0  # streams the client closed before the end
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -295,15 +296,20 @@ class FakeUpstream:
         parts = spec.stream_parts()
         if fault is not None and fault.kind == "truncate":
             parts = parts[:-1]
-        for number, part in enumerate(parts):
-            if fault is not None and fault.kind == "disconnect" and number >= fault.after_events:
-                assert http.transport is not None
-                http.transport.close()
-                return response
-            await response.write(part)
-            if spec.event_delay:
-                await asyncio.sleep(spec.event_delay)
-        await response.write_eof()
+        try:
+            for number, part in enumerate(parts):
+                if fault is not None and fault.kind == "disconnect" and number >= fault.after_events:
+                    assert http.transport is not None
+                    http.transport.close()
+                    return response
+                await response.write(part)
+                if spec.event_delay:
+                    await asyncio.sleep(spec.event_delay)
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            with self._lock:
+                self.client_disconnects += 1
+            raise
         return response
 
     def serve_forever(self) -> None:
