@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from modelbus._version import __version__
 from modelbus.errors import ModelbusError
@@ -119,7 +119,16 @@ def models_command(
             else "no models: install a provider plugin, e.g. pip install modelbus-deepseek"
         )
     table = Table(
-        "model", "kind", "context", "max out", "capabilities", "in/1M", "cached/1M", "out/1M", "cur", "as of"
+        Column("model", no_wrap=True),
+        "kind",
+        "context",
+        "max out",
+        "capabilities",
+        "in/1M",
+        "cached/1M",
+        "out/1M",
+        "cur",
+        Column("as of", no_wrap=True),
     )
     for model in rows:
         price = model.price

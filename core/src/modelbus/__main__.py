@@ -1,0 +1,7 @@
+"""``python -m modelbus`` runs the CLI."""
+
+from __future__ import annotations
+
+from modelbus.cli import main
+
+main()
