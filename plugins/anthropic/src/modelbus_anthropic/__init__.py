@@ -630,7 +630,9 @@ class Anthropic(ProviderPlugin):
         if cls is RateLimitError and _SPEND_CAP.search(message) and parse_retry_after(headers) is None:
             cls = QuotaExceededError
         if cls is None:  # invalid_request_error, conflict_error, and types added later
-            cls = class_for_status(status if status >= 400 else (400 if kind else 500), message)
+            # inside a stream (HTTP 200) only a request error is the caller's fault
+            fallback = 400 if kind == "invalid_request_error" else 500
+            cls = class_for_status(status if status >= 400 else fallback, message)
         return cls(
             f"{self.display_name} {kind or 'error'}: {message}",
             provider=self.name,
