@@ -258,10 +258,11 @@ def _model_parts(message: AssistantMessage, *, require_signatures: bool) -> list
     elif not texts:
         texts = [""]
     text_parts: list[dict[str, Any]] = [{"text": text} for text in texts]
-    if signatures.text:
-        if not text_parts:
-            text_parts.append({"text": ""})
+    trailer: list[dict[str, Any]] = []
+    if signatures.text and text_parts:
         text_parts[-1]["thoughtSignature"] = signatures.text
+    elif signatures.text:  # a signature that came on an empty text part after the calls (Gemini 3)
+        trailer.append({"text": "", "thoughtSignature": signatures.text})
     parts.extend(text_parts)
     call_parts = []
     for call in message.tool_calls or ():
@@ -279,6 +280,7 @@ def _model_parts(message: AssistantMessage, *, require_signatures: bool) -> list
     if require_signatures and call_parts and not any("thoughtSignature" in p for p in call_parts):
         call_parts[0]["thoughtSignature"] = SKIP_SIGNATURE
     parts.extend(call_parts)
+    parts.extend(trailer)
     return parts
 
 
@@ -391,13 +393,14 @@ def parse_parts(parts: Sequence[Any], make_id: Callable[[], str] = new_call_id) 
 
 def _assistant_message(parts: Sequence[Any], make_id: Callable[[], str]) -> AssistantMessage:
     parsed = parse_parts(parts, make_id)
+    texts = [text for text in parsed.texts if text] if parsed.tool_calls else parsed.texts
     content: str | list[TextPart] | None
-    if not parsed.texts:
+    if not texts:
         content = None if parsed.tool_calls else ""
-    elif len(parsed.texts) == 1:
-        content = parsed.texts[0]
+    elif len(texts) == 1:
+        content = texts[0]
     else:
-        content = [TextPart(text=text) for text in parsed.texts]
+        content = [TextPart(text=text) for text in texts]
     return AssistantMessage(
         content=content,
         tool_calls=parsed.tool_calls or None,
