@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from modelbus.errors import BadRequestError, ModelbusError, RequestTimeoutError
-from modelbus.http import HttpResponse
 from modelbus.retries import Deadline, RetryPolicy
 
 # The modules below are imported where they are first needed, so that ``import modelbus; Client()``
@@ -328,12 +327,14 @@ class Client(_BaseClient):
                 held: list[ChatChunk] = []  # chunks before the first token: failover stays invisible
                 try:
                     call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
-                    upstream = self.pool.open(call.http_request(), provider=call.provider, read=_read(loop))
+                    upstream = self.pool.open(
+                        call.http_request(), provider=call.provider, read=_read(loop), deadline=loop.deadline
+                    )
                     try:
                         if upstream.status_code >= 400:
-                            raise call.error(_read_whole(upstream, call.provider))
+                            raise call.error(upstream.read())
                         processor = stream.processor = StreamProcessor(call)
-                        for data in _iter_bytes(upstream, call.provider, loop.deadline):
+                        for data in upstream.iter_bytes():
                             for chunk in processor.feed(data):
                                 if processor.first_token_at is None:
                                     held.append(chunk)
@@ -526,13 +527,13 @@ class AsyncClient(_BaseClient):
                 try:
                     call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
                     upstream = await self.pool.aopen(
-                        call.http_request(), provider=call.provider, read=_read(loop)
+                        call.http_request(), provider=call.provider, read=_read(loop), deadline=loop.deadline
                     )
                     try:
                         if upstream.status_code >= 400:
-                            raise call.error(await _aread_whole(upstream, call.provider))
+                            raise call.error(await upstream.read())
                         processor = stream.processor = StreamProcessor(call)
-                        async for data in _aiter_bytes(upstream, call.provider, loop.deadline):
+                        async for data in upstream.iter_bytes():
                             for chunk in processor.feed(data):
                                 if processor.first_token_at is None:
                                     held.append(chunk)
@@ -543,7 +544,7 @@ class AsyncClient(_BaseClient):
                                 yield chunk
                         tail = processor.finish()
                     finally:
-                        await upstream.aclose()
+                        await upstream.close()
                     loop.succeeded(processor.ttft)
                     for chunk in [*held, *tail]:
                         yield chunk
@@ -643,53 +644,3 @@ def _read(loop: AttemptLoop) -> float | None:
     if remaining <= 0:
         raise RequestTimeoutError(f"call exceeded its total timeout of {loop.deadline.seconds:g}s")
     return remaining
-
-
-def _read_whole(response: httpx.Response, provider: str) -> HttpResponse:
-    import httpx
-
-    from modelbus.transports import lower_headers, map_transport_error
-
-    try:
-        content = response.read()
-    except httpx.HTTPError as exc:
-        raise map_transport_error(exc, provider=provider) from None
-    return HttpResponse(response.status_code, lower_headers(response.headers), content)
-
-
-async def _aread_whole(response: httpx.Response, provider: str) -> HttpResponse:
-    import httpx
-
-    from modelbus.transports import lower_headers, map_transport_error
-
-    try:
-        content = await response.aread()
-    except httpx.HTTPError as exc:
-        raise map_transport_error(exc, provider=provider) from None
-    return HttpResponse(response.status_code, lower_headers(response.headers), content)
-
-
-def _iter_bytes(response: httpx.Response, provider: str, deadline: Deadline) -> Iterator[bytes]:
-    import httpx
-
-    from modelbus.transports import map_transport_error
-
-    try:
-        for data in response.iter_bytes():
-            yield data
-            deadline.check("stream")
-    except httpx.HTTPError as exc:
-        raise map_transport_error(exc, provider=provider) from None
-
-
-async def _aiter_bytes(response: httpx.Response, provider: str, deadline: Deadline) -> AsyncIterator[bytes]:
-    import httpx
-
-    from modelbus.transports import map_transport_error
-
-    try:
-        async for data in response.aiter_bytes():
-            yield data
-            deadline.check("stream")
-    except httpx.HTTPError as exc:
-        raise map_transport_error(exc, provider=provider) from None

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelbus.types.chat import ChatChunk, ChatRequest, ChoiceDelta, ChunkChoice, FinishReason, Usage
+from modelbus.types.chat import ChatChunk, ChatRequest, FinishReason, Usage
 from modelbus.types.models import ModelInfo
 
 
@@ -71,25 +71,31 @@ class StreamState:
             v is not None
             for v in (content, reasoning_content, tool_calls, finish_reason, role, reasoning_signature)
         ):
+            delta: dict[str, Any] = {}
+            for key, value in (
+                ("role", role),
+                ("content", content),
+                ("reasoning_content", reasoning_content),
+                ("reasoning_signature", reasoning_signature),
+                ("tool_calls", tool_calls),
+            ):
+                if value is not None:
+                    delta[key] = value
             choices.append(
-                ChunkChoice(
-                    index=index,
-                    delta=ChoiceDelta(
-                        role=role,  # type: ignore[arg-type]
-                        content=content,
-                        reasoning_content=reasoning_content,
-                        reasoning_signature=reasoning_signature,
-                        tool_calls=tool_calls,
-                    ),
-                    finish_reason=finish_reason,
-                    native_finish_reason=native_finish_reason,
-                )
+                {
+                    "index": index,
+                    "delta": delta,
+                    "finish_reason": finish_reason,
+                    "native_finish_reason": native_finish_reason,
+                }
             )
-        return ChatChunk(
-            id=self.id or "chatcmpl-" + uuid.uuid4().hex[:24],
-            created=self.created,
-            model=self.model_name or self.model.id,
-            choices=choices,
-            usage=usage,
-            provider=self.provider,
+        return ChatChunk.model_validate(
+            {
+                "id": self.id or "chatcmpl-" + uuid.uuid4().hex[:24],
+                "created": self.created,
+                "model": self.model_name or self.model.id,
+                "choices": choices,
+                "usage": usage,
+                "provider": self.provider,
+            }
         )

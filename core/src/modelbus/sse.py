@@ -54,23 +54,37 @@ class SSEDecoder:
         return events
 
     def _consume(self, buffer: str, *, final: bool) -> list[ServerSentEvent]:
+        if "\r" in buffer:
+            lines, rest = self._split_any(buffer, final=final)
+        else:  # the common case (LF only): str.split is several times faster than a regex scan
+            lines = buffer.split("\n")
+            rest = lines.pop()
+        if final and rest:
+            lines.append(rest)
+            rest = ""
+        self._buffer = rest
         events: list[ServerSentEvent] = []
+        data = self._data
+        for line in lines:
+            if line.startswith("data: "):  # fast path for the line that matters
+                data.append(line[6:])
+                continue
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+                data = self._data
+        return events
+
+    @staticmethod
+    def _split_any(buffer: str, *, final: bool) -> tuple[list[str], str]:
+        lines = []
         pos = 0
         for match in _EOL.finditer(buffer):
             if not final and match.group() == "\r" and match.end() == len(buffer):
                 break  # maybe the first half of a CRLF split across chunks
-            event = self._line(buffer[pos : match.start()])
+            lines.append(buffer[pos : match.start()])
             pos = match.end()
-            if event is not None:
-                events.append(event)
-        rest = buffer[pos:]
-        if final and rest:
-            event = self._line(rest)
-            if event is not None:
-                events.append(event)
-            rest = ""
-        self._buffer = rest
-        return events
+        return lines, buffer[pos:]
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if not line:
@@ -88,8 +102,9 @@ class SSEDecoder:
         elif name == "id":
             if "\0" not in value:
                 self._id = value
-        elif name == "retry" and value.isdigit():
-            self._retry = int(value)
+        elif name == "retry":
+            if value.isdigit():
+                self._retry = int(value)
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:

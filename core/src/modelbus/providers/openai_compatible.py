@@ -36,7 +36,6 @@ from modelbus.types.chat import (
     ChatResponse,
     Choice,
     ChoiceDelta,
-    ChunkChoice,
     FinishReason,
     FunctionCall,
     FunctionCallDelta,
@@ -301,20 +300,28 @@ class OpenAICompatibleProvider(ProviderPlugin):
         for position, raw in enumerate(obj.get("choices") or []):
             native = raw.get("finish_reason")
             choices.append(
-                ChunkChoice(
-                    index=raw.get("index", position),
-                    delta=self.parse_delta(raw.get("delta") or {}),
-                    finish_reason=self.finish_reason(native),
-                    native_finish_reason=native,
-                )
+                {
+                    "index": raw.get("index", position),
+                    "delta": self.parse_delta(raw.get("delta") or {}),
+                    "finish_reason": self.finish_reason(native),
+                    "native_finish_reason": native,
+                }
             )
             usage = usage or self.parse_usage(raw.get("usage"))  # older Moonshot: usage inside the choice
-        chunk = state.chunk(usage=usage)
-        chunk.choices = choices
-        chunk.system_fingerprint = obj.get("system_fingerprint")
-        if obj.get("created"):
-            chunk.created = obj["created"]
-        return [chunk]
+        # one validation for the whole event: it is hot-path work
+        return [
+            ChatChunk.model_validate(
+                {
+                    "id": state.id or "chatcmpl-stream",
+                    "created": obj.get("created") or state.created,
+                    "model": state.model_name or state.model.id,
+                    "choices": choices,
+                    "usage": usage,
+                    "system_fingerprint": obj.get("system_fingerprint"),
+                    "provider": self.name,
+                }
+            )
+        ]
 
     def check_stream_envelope(self, obj: Any, state: StreamState) -> None:
         """Raise the error a stream chunk carries in a provider envelope (none by default)."""

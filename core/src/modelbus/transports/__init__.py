@@ -1,17 +1,26 @@
-"""Shared connection pools and the mapping of transport failures onto typed errors.
+"""Connection pools, and the one small response interface the clients read from.
 
-Sync calls use httpx's own pool; async calls use httpx over aiohttp's pool
-(:class:`~modelbus.transports.aiohttp.AiohttpTransport`). Plugins add URL schemes (``local://``) with
-``modelbus_register_transports``. One pool per client, shared by every provider it calls.
+Which transport carries a call:
+
+* async calls to ``http(s)://`` URLs go straight onto aiohttp's connection pool. httpx's async pool
+  (httpcore) collapses under concurrency on this kind of machine, and even over an aiohttp transport
+  httpx's per-request machinery costs ~0.2 ms of CPU per call; ``bench/client_overhead.py`` measures
+  all of them side by side.
+* sync calls, URL schemes that plugins mount (``local://``) and user-supplied transports go through
+  httpx, so anything that speaks httpx's transport API plugs in (``httpx.MockTransport``, proxies).
+
+Either way the client sees :class:`UpstreamResponse` / :class:`AsyncUpstreamResponse`, and every
+transport failure becomes a typed, retryable-or-not modelbus error here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 
 from modelbus.config import ClientConfig
@@ -19,35 +28,113 @@ from modelbus.errors import APIConnectionError, ConfigError, ModelbusError, Requ
 from modelbus.http import HttpRequest, HttpResponse
 from modelbus.plugins import PluginHost
 
+if TYPE_CHECKING:
+    from modelbus.retries import Deadline
+
 USER_AGENT = "modelbus/0.1"
 
 
-def map_transport_error(exc: httpx.HTTPError, *, provider: str | None = None) -> ModelbusError:
-    """The typed modelbus error for an httpx transport exception (never includes headers)."""
+# -- failure mapping ---------------------------------------------------------------------------
+
+
+def map_transport_error(exc: BaseException, *, provider: str | None = None) -> ModelbusError:
+    """The typed modelbus error for an httpx or aiohttp failure (never includes headers)."""
     where = f" talking to {provider}" if provider else ""
-    if isinstance(exc, httpx.TimeoutException):
-        phase = {
-            httpx.ConnectTimeout: "connecting",
-            httpx.ReadTimeout: "waiting for data",
-            httpx.WriteTimeout: "sending",
-            httpx.PoolTimeout: "waiting for a free connection",
-        }.get(type(exc), "waiting")
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        phase = (
+            "connecting"
+            if isinstance(exc, httpx.ConnectTimeout | aiohttp.ConnectionTimeoutError)
+            else "waiting"
+        )
         return RequestTimeoutError(f"timed out {phase}{where}", provider=provider)
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return ConfigError(f"invalid upstream URL{where}: {exc}", provider=provider)
-    if isinstance(exc, httpx.ConnectError):
-        return APIConnectionError(f"could not connect{where}: {exc}", provider=provider)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return APIConnectionError(f"connection dropped{where}: {exc}", provider=provider)
-    return APIConnectionError(f"transport error{where}: {type(exc).__name__}: {exc}", provider=provider)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | aiohttp.InvalidURL):
+        return ConfigError(f"invalid upstream URL{where}: {detail}", provider=provider)
+    if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
+        return APIConnectionError(f"could not connect{where}: {detail}", provider=provider)
+    if isinstance(
+        exc, httpx.RemoteProtocolError | aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError
+    ):
+        return APIConnectionError(f"connection dropped{where}: {detail}", provider=provider)
+    return APIConnectionError(f"transport error{where}: {type(exc).__name__}: {detail}", provider=provider)
 
 
-def lower_headers(headers: httpx.Headers) -> dict[str, str]:
-    return {key.lower(): value for key, value in headers.items()}
+_TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+class UpstreamResponse:
+    """A sync upstream response whose body has not been read yet."""
+
+    def __init__(self, response: httpx.Response, provider: str, deadline: Deadline | None) -> None:
+        self._response = response
+        self._provider = provider
+        self._deadline = deadline
+        self.status_code = response.status_code
+        self.headers = {key.lower(): value for key, value in response.headers.items()}
+
+    def read(self) -> HttpResponse:
+        try:
+            content = self._response.read()
+        except _TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, provider=self._provider) from None
+        return HttpResponse(self.status_code, self.headers, content)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        try:
+            for data in self._response.iter_bytes():
+                yield data
+                if self._deadline is not None:
+                    self._deadline.check("stream")
+        except _TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, provider=self._provider) from None
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class AsyncUpstreamResponse:
+    """An async upstream response whose body has not been read yet (aiohttp or httpx underneath)."""
+
+    def __init__(self, response: Any, provider: str, deadline: Deadline | None) -> None:
+        self._response = response
+        self._provider = provider
+        self._deadline = deadline
+        self._aiohttp = isinstance(response, aiohttp.ClientResponse)
+        self.status_code: int = response.status if self._aiohttp else response.status_code
+        self.headers = {key.lower(): value for key, value in response.headers.items()}
+
+    async def read(self) -> HttpResponse:
+        try:
+            content = await (self._response.read() if self._aiohttp else self._response.aread())
+        except _TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, provider=self._provider) from None
+        return HttpResponse(self.status_code, self.headers, content)
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        source = self._response.content.iter_any() if self._aiohttp else self._response.aiter_bytes()
+        try:
+            async for data in source:
+                yield data
+                if self._deadline is not None:
+                    self._deadline.check("stream")
+        except _TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, provider=self._provider) from None
+
+    async def close(self) -> None:
+        if self._aiohttp:
+            self._response.close()  # drops the connection if the body was not read to the end
+        else:
+            await self._response.aclose()
+
+
+# -- the pool ------------------------------------------------------------------------------------
 
 
 class HttpPool:
-    """The sync and async httpx clients of one modelbus client."""
+    """The connection pools of one modelbus client (sync httpx, async aiohttp, httpx for mounts)."""
 
     def __init__(
         self,
@@ -62,110 +149,159 @@ class HttpPool:
         self._sync_transport = sync_transport
         self._async_transport = async_transport
         self._sync: httpx.Client | None = None
-        # aiohttp sessions belong to one event loop: one async client per running loop
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        # aiohttp sessions and async httpx clients belong to one event loop each
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
             weakref.WeakKeyDictionary()
         )
-        self._scheme_transports: list[tuple[str, Callable[[], Any], Callable[[], Any]]] | None = None
+        self._async_httpx: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._mounts: list[tuple[str, Callable[[], Any], Callable[[], Any]]] | None = None
 
-    def timeout(self, read: float | None = None) -> httpx.Timeout:
-        cfg = self._config.timeout
-        read = cfg.read if read is None else min(read, cfg.read)
-        return httpx.Timeout(connect=cfg.connect, read=read, write=cfg.read, pool=cfg.connect)
-
-    def _schemes(self) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
-        if self._scheme_transports is None:
+    def _mounted(self) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+        if self._mounts is None:
             found: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = []
 
             def register(scheme: str, make_sync: Callable[[], Any], make_async: Callable[[], Any]) -> None:
                 found.append((scheme.rstrip(":/") + "://", make_sync, make_async))
 
             self._host.hook.modelbus_register_transports(register=register)
-            self._scheme_transports = found
-        return self._scheme_transports
+            self._mounts = found
+        return self._mounts
 
-    def sync_client(self) -> httpx.Client:
+    def _timeout(self, read: float | None) -> tuple[float, float]:
+        cfg = self._config.timeout
+        return cfg.connect, cfg.read if read is None else min(read, cfg.read)
+
+    # -- sync (httpx) ----------------------------------------------------------------------------
+
+    def _sync_client(self) -> httpx.Client:
         if self._sync is None:
             limits = httpx.Limits(max_connections=self._config.max_connections, max_keepalive_connections=64)
             self._sync = httpx.Client(
                 transport=self._sync_transport or httpx.HTTPTransport(limits=limits),
-                mounts={scheme: make_sync() for scheme, make_sync, _ in self._schemes()},
-                timeout=self.timeout(),
+                mounts={scheme: make_sync() for scheme, make_sync, _ in self._mounted()},
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
             )
         return self._sync
 
-    def async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None or client.is_closed:
-            transport = (
-                self._async_transport()
-                if self._async_transport
-                else _default_async_transport(self._config.max_connections)
+    def open(
+        self,
+        request: HttpRequest,
+        *,
+        provider: str,
+        read: float | None = None,
+        deadline: Deadline | None = None,
+    ) -> UpstreamResponse:
+        """Send; the body is read by the caller (``read()`` or ``iter_bytes()``), who closes it."""
+        client = self._sync_client()
+        connect, read_timeout = self._timeout(read)
+        try:
+            response = client.send(
+                client.build_request(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    params=request.params or None,
+                    content=request.body_bytes(),
+                    timeout=httpx.Timeout(
+                        connect=connect, read=read_timeout, write=read_timeout, pool=connect
+                    ),
+                ),
+                stream=True,
             )
+        except _TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, provider=provider) from None
+        return UpstreamResponse(response, provider, deadline)
+
+    def send(self, request: HttpRequest, *, provider: str, read: float | None = None) -> HttpResponse:
+        response = self.open(request, provider=provider, read=read)
+        try:
+            return response.read()
+        finally:
+            response.close()
+
+    # -- async (aiohttp directly; httpx for mounts and custom transports) -------------------------
+
+    def _uses_httpx(self, url: str) -> bool:
+        return self._async_transport is not None or not url.startswith(("http://", "https://"))
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._config.max_connections,
+                    limit_per_host=0,
+                    keepalive_timeout=30,
+                    ttl_dns_cache=300,
+                ),
+                headers={"User-Agent": USER_AGENT},
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+            self._sessions[loop] = session
+        return session
+
+    def _async_httpx_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._async_httpx.get(loop)
+        if client is None or client.is_closed:
             client = httpx.AsyncClient(
-                transport=transport,
-                mounts={scheme: make_async() for scheme, _, make_async in self._schemes()},
-                timeout=self.timeout(),
+                transport=self._async_transport() if self._async_transport else None,
+                mounts={scheme: make_async() for scheme, _, make_async in self._mounted()},
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
             )
-            self._async[loop] = client
+            self._async_httpx[loop] = client
         return client
 
-    # -- sending ---------------------------------------------------------------------------------
-
-    def _build(
-        self, client: httpx.Client | httpx.AsyncClient, request: HttpRequest, read: float | None
-    ) -> httpx.Request:
-        return client.build_request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            params=request.params or None,
-            content=request.body_bytes(),
-            timeout=self.timeout(read),
-        )
-
-    def open(self, request: HttpRequest, *, provider: str, read: float | None = None) -> httpx.Response:
-        """Send and return the response with its body not yet read (caller closes it)."""
-        client = self.sync_client()
-        try:
-            return client.send(self._build(client, request, read), stream=True)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, provider=provider) from None
-
     async def aopen(
-        self, request: HttpRequest, *, provider: str, read: float | None = None
-    ) -> httpx.Response:
-        client = self.async_client()
+        self,
+        request: HttpRequest,
+        *,
+        provider: str,
+        read: float | None = None,
+        deadline: Deadline | None = None,
+    ) -> AsyncUpstreamResponse:
+        connect, read_timeout = self._timeout(read)
         try:
-            return await client.send(self._build(client, request, read), stream=True)
-        except httpx.HTTPError as exc:
+            if self._uses_httpx(request.url):
+                client = self._async_httpx_client()
+                response: Any = await client.send(
+                    client.build_request(
+                        request.method,
+                        request.url,
+                        headers=request.headers,
+                        params=request.params or None,
+                        content=request.body_bytes(),
+                        timeout=httpx.Timeout(
+                            connect=connect, read=read_timeout, write=read_timeout, pool=connect
+                        ),
+                    ),
+                    stream=True,
+                )
+            else:
+                response = await self._session().request(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    params=request.params or None,
+                    data=request.body_bytes(),
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read_timeout),
+                )
+        except _TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, provider=provider) from None
-
-    def send(self, request: HttpRequest, *, provider: str, read: float | None = None) -> HttpResponse:
-        """Send and read the whole body."""
-        response = self.open(request, provider=provider, read=read)
-        try:
-            content = response.read()
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, provider=provider) from None
-        finally:
-            response.close()
-        return HttpResponse(response.status_code, lower_headers(response.headers), content)
+        return AsyncUpstreamResponse(response, provider, deadline)
 
     async def asend(self, request: HttpRequest, *, provider: str, read: float | None = None) -> HttpResponse:
         response = await self.aopen(request, provider=provider, read=read)
         try:
-            content = await response.aread()
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, provider=provider) from None
+            return await response.read()
         finally:
-            await response.aclose()
-        return HttpResponse(response.status_code, lower_headers(response.headers), content)
+            await response.close()
 
     def close(self) -> None:
         if self._sync is not None:
@@ -173,16 +309,10 @@ class HttpPool:
             self._sync = None
 
     async def aclose(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        client = self._async.pop(loop, None)
+        loop = asyncio.get_running_loop()
+        session = self._sessions.pop(loop, None)
+        if session is not None:
+            await session.close()
+        client = self._async_httpx.pop(loop, None)
         if client is not None:
             await client.aclose()
-
-
-def _default_async_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    from modelbus.transports.aiohttp import AiohttpTransport
-
-    return AiohttpTransport(max_connections=max_connections)

@@ -350,15 +350,16 @@ class Usage(WireModel):
         total: int | None = None,
         estimated: bool = False,
     ) -> Usage:
-        return cls(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total if total is not None else prompt + completion,
-            prompt_tokens_details=PromptTokensDetails(
-                cached_tokens=cached, cache_creation_tokens=cache_creation
-            ),
-            completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning),
-            estimated=estimated,
+        """Usage from plain counts (one validation for the whole nested record)."""
+        return cls.model_validate(
+            {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": total if total is not None else prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": cached, "cache_creation_tokens": cache_creation},
+                "completion_tokens_details": {"reasoning_tokens": reasoning},
+                "estimated": estimated,
+            }
         )
 
 
