@@ -196,8 +196,9 @@ def main() -> None:
                 results = asyncio.run(bench(url, concurrency, args.requests, stream))
                 floor = results["aiohttp"][0]
                 for name, (p50, p99, rps) in results.items():
+                    mode = "stream" if stream else "plain"
                     print(
-                        f"{'stream' if stream else 'plain':<7} {concurrency:>4}  {name:<10} {p50 * 1000:>8.2f} "
+                        f"{mode:<7} {concurrency:>4}  {name:<10} {p50 * 1000:>8.2f} "
                         f"{p99 * 1000:>8.2f} {rps:>8.0f} {p50 / floor:>8.2f}x"
                     )
     finally:
