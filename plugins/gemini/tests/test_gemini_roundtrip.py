@@ -285,3 +285,90 @@ def test_gemini3_every_call_turn_is_signed(messages: list[Message]) -> None:
         for a, b in zip(signed["parts"], unsigned["parts"], strict=True):
             if a != b:
                 assert a == {**b, "thoughtSignature": SKIP_SIGNATURE}
+
+
+# ------------------------------------------------------------------------------ stream == non-stream
+
+response_parts = st.lists(
+    st.one_of(
+        st.fixed_dictionaries({"text": texts}),
+        st.fixed_dictionaries({"text": texts, "thought": st.just(True)}),
+        st.fixed_dictionaries({"text": texts, "thoughtSignature": st.text(min_size=1, max_size=6)}),
+        st.fixed_dictionaries(
+            {"functionCall": st.fixed_dictionaries({"name": names, "args": json_objects})},
+            optional={"thoughtSignature": st.text(min_size=1, max_size=6)},
+        ),
+        st.fixed_dictionaries(
+            {"functionCall": st.fixed_dictionaries({"name": names, "args": json_objects, "id": names})}
+        ),
+    ),
+    max_size=6,
+)
+
+
+@common
+@given(
+    response_parts,
+    st.sampled_from(["STOP", "MAX_TOKENS", "SAFETY"]),
+    st.integers(1, 4),
+    st.fixed_dictionaries(
+        {"promptTokenCount": st.integers(0, 10**6), "candidatesTokenCount": st.integers(0, 10**5)},
+        optional={
+            "thoughtsTokenCount": st.integers(0, 10**5),
+            "cachedContentTokenCount": st.integers(0, 10**5),
+        },
+    ),
+)
+def test_stream_adds_up_to_the_non_streamed_response(
+    parts: list[dict[str, Any]], finish: str, pieces: int, usage: dict[str, int]
+) -> None:
+    """The same candidate, whole or split over events, normalizes to the same message and usage."""
+    from modelbus_gemini import plugin
+
+    from modelbus.context import StreamState
+    from modelbus.http import HttpResponse
+    from modelbus.sse import ServerSentEvent
+    from modelbus.types.chat import ChunkAccumulator
+
+    model = next(m for m in plugin.provider_info.models if m.id == "gemini-2.5-flash")
+    request = ChatRequest(model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
+    whole = {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
+        "usageMetadata": usage,
+    }
+    expected = plugin.normalize_response(HttpResponse(200, {}, json.dumps(whole).encode()), request, model)
+
+    size = max(1, -(-len(parts) // pieces))
+    groups = [parts[i : i + size] for i in range(0, len(parts), size)] or [[]]
+    state = StreamState(provider="gemini", model=model, request=request.model_copy(update={"stream": True}))
+    acc = ChunkAccumulator()
+    for position, group in enumerate(groups):
+        last = position == len(groups) - 1
+        event = {
+            "candidates": [{"content": {"role": "model", "parts": group}, "index": 0}],
+            "usageMetadata": usage,
+        }
+        if last:
+            event["candidates"][0]["finishReason"] = finish
+        assert not state.done
+        for chunk in plugin.normalize_stream_event(ServerSentEvent(data=json.dumps(event)), state):
+            acc.add(chunk)
+    assert state.done
+    streamed = acc.response()
+
+    def view(message: Any) -> tuple[Any, ...]:
+        calls = [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or ()]
+        signatures = Signatures.decode(message.reasoning_signature)
+        by_position = [signatures.calls.get(c.id) for c in message.tool_calls or ()]
+        return (
+            message.content or "",
+            message.reasoning_content,
+            calls,
+            by_position,
+            signatures.text,
+            signatures.thought,
+        )
+
+    assert view(streamed.choices[0].message) == view(expected.choices[0].message)
+    assert streamed.choices[0].finish_reason == expected.choices[0].finish_reason
+    assert streamed.usage == expected.usage

@@ -349,7 +349,7 @@ class ParsedParts:
 
     @property
     def reasoning(self) -> str | None:
-        return "".join(self.thoughts) if self.thoughts else None
+        return "".join(self.thoughts) or None
 
 
 def parse_parts(parts: Sequence[Any], make_id: Callable[[], str] = new_call_id) -> ParsedParts:
