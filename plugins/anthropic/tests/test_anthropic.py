@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from modelbus_anthropic import ANTHROPIC_VERSION, plugin
+from modelbus_anthropic import ANTHROPIC_VERSION, plugin, thinking_blocks
 
 from modelbus import Client
 from modelbus.errors import (
@@ -455,9 +455,7 @@ def test_thinking_response_round_trips(client: Client, upstream: FakeUpstream) -
         upstream,
         message(
             {"type": "thinking", "thinking": "Let me see.", "signature": "EqQBsig"},
-            {"type": "redacted_thinking", "data": "opaque"},
             {"type": "text", "text": "Answer."},
-            stop_reason="end_turn",
         ),
     )
     response = client.chat("anthropic/claude-opus-4-8", "q")
@@ -477,6 +475,68 @@ def test_thinking_response_round_trips(client: Client, upstream: FakeUpstream) -
         {"type": "thinking", "thinking": "Let me see.", "signature": "EqQBsig"},
         {"type": "text", "text": "Answer."},
     ]
+
+
+THINKING_BLOCKS = [
+    {"type": "thinking", "thinking": "First.", "signature": "sig-1"},
+    {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr"},
+    {"type": "thinking", "thinking": "Second.", "signature": "sig-2"},
+]
+
+
+def test_several_thinking_blocks_are_replayed_unmodified(client: Client, upstream: FakeUpstream) -> None:
+    """Several thinking blocks (and redacted_thinking) travel whole in reasoning_signature."""
+    answer(
+        upstream,
+        message(
+            *THINKING_BLOCKS,
+            {"type": "tool_use", "id": "toolu_1", "name": "get_time", "input": {}},
+            stop_reason="tool_use",
+        ),
+    )
+    msg = client.chat("anthropic/claude-opus-4-8", "q", tools=[TIME]).choices[0].message
+    assert msg.reasoning_content == "First.Second."
+    assert (msg.reasoning_signature or "").startswith("anthropic-thinking-blocks:")
+    answer(upstream)
+    client.chat(
+        "anthropic/claude-opus-4-8",
+        [
+            {"role": "user", "content": "q"},
+            msg.to_assistant_message(),
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "12:00"},
+        ],
+        tools=[TIME],
+    )
+    assert sent(upstream)["messages"][1]["content"] == [
+        *THINKING_BLOCKS,
+        {"type": "tool_use", "id": "toolu_1", "name": "get_time", "input": {}},
+    ]
+
+
+def test_several_thinking_blocks_streamed(client: Client, upstream: FakeUpstream) -> None:
+    stream(
+        upstream,
+        start(),
+        block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        delta(0, {"type": "thinking_delta", "thinking": "First."}),
+        delta(0, {"type": "signature_delta", "signature": "sig-1"}),
+        stop(0),
+        block_start(1, THINKING_BLOCKS[1]),
+        stop(1),
+        block_start(2, {"type": "thinking", "thinking": "", "signature": ""}),
+        delta(2, {"type": "thinking_delta", "thinking": "Second."}),
+        delta(2, {"type": "signature_delta", "signature": "sig-2"}),
+        stop(2),
+        block_start(3, {"type": "text", "text": ""}),
+        delta(3, {"type": "text_delta", "text": "Done"}),
+        stop(3),
+        *end(),
+    )
+    with client.chat("anthropic/claude-opus-4-8", "q", stream=True) as s:
+        list(s)
+    assert s.response is not None
+    msg = s.response.choices[0].message
+    assert thinking_blocks(msg.reasoning_content, msg.reasoning_signature) == THINKING_BLOCKS
 
 
 def test_usage_with_cache_and_long_context_pricing(client: Client, upstream: FakeUpstream) -> None:

@@ -70,6 +70,8 @@ from modelbus_anthropic.convert import (
     canonical_to_anthropic,
     compact_system,
     request_from_anthropic,
+    thinking_blocks,
+    thinking_fields,
 )
 
 __all__ = [
@@ -80,6 +82,8 @@ __all__ = [
     "canonical_to_anthropic",
     "plugin",
     "request_from_anthropic",
+    "thinking_blocks",
+    "thinking_fields",
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -437,17 +441,15 @@ class Anthropic(ProviderPlugin):
             )
         json_tool = self.json_tool_name(request, model)
         texts: list[str] = []
-        thinking: list[str] = []
-        signature: str | None = None
+        thinking: list[dict[str, Any]] = []
         calls: list[ToolCall] = []
         answer: str | None = None
         for block in data["content"]:
             kind = block.get("type")
             if kind == "text":
                 texts.append(block.get("text") or "")
-            elif kind == "thinking":
-                thinking.append(block.get("thinking") or "")
-                signature = block.get("signature") or signature
+            elif kind in ("thinking", "redacted_thinking"):
+                thinking.append(block)
             elif kind == "tool_use":
                 arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
                 if json_tool is not None and block.get("name") == json_tool:
@@ -459,7 +461,8 @@ class Anthropic(ProviderPlugin):
                             function=FunctionCall(name=block.get("name") or "", arguments=arguments),
                         )
                     )
-            # redacted_thinking, server_tool_use, *_tool_result, fallback ...: no canonical slot
+            # server_tool_use, *_tool_result, fallback ...: no canonical slot
+        reasoning, signature = thinking_fields(thinking)
         native = data.get("stop_reason")
         finish = self.finish_reason(native)
         if answer is not None:
@@ -476,7 +479,7 @@ class Anthropic(ProviderPlugin):
                     message=ResponseMessage(
                         content=content,
                         tool_calls=calls or None,
-                        reasoning_content="".join(thinking) or None,
+                        reasoning_content=reasoning,
                         reasoning_signature=signature,
                     ),
                     finish_reason=finish,
@@ -505,7 +508,11 @@ class Anthropic(ProviderPlugin):
         scratch = state.scratch
         if "blocks" not in scratch:
             scratch.update(
-                blocks={}, tools=0, json_tool=self.json_tool_name(state.request, state.model), usage={}
+                blocks={},
+                tools=0,
+                thinking=[],
+                json_tool=self.json_tool_name(state.request, state.model),
+                usage={},
             )
         blocks: dict[int, dict[str, Any]] = scratch["blocks"]
 
@@ -522,6 +529,8 @@ class Anthropic(ProviderPlugin):
             return self._block_delta(block, obj.get("delta") or {}, state)
         if kind == "content_block_stop":
             block = blocks.get(int(obj.get("index", 0)))
+            if block and block["kind"] == "thinking" and block["block"]["signature"]:
+                return [state.chunk(reasoning_signature=block["block"]["signature"])]
             if block and block["kind"] in ("tool", "json") and not block["args"]:
                 # no argument fragments arrived: the tool takes no input (or sent it whole at start)
                 args = json.dumps(block["input"] or {}, ensure_ascii=False)
@@ -543,9 +552,17 @@ class Anthropic(ProviderPlugin):
             if finish == "tool_calls" and scratch["tools"] == 0 and scratch.get("answered"):
                 finish = "stop"  # the JSON answer came through the synthetic tool
             usage = self.parse_usage(scratch["usage"])
-            if finish is None:
+            thinking = scratch["thinking"]
+            packed = None
+            if len(thinking) > 1 or any(b["type"] == "redacted_thinking" for b in thinking):
+                packed = thinking_fields(thinking)[1]  # every block, for an exact replay
+            if finish is None and packed is None:
                 return [state.chunk(usage=usage)] if usage else []
-            return [state.chunk(finish_reason=finish, native_finish_reason=native, usage=usage)]
+            return [
+                state.chunk(
+                    finish_reason=finish, native_finish_reason=native, usage=usage, reasoning_signature=packed
+                )
+            ]
         if kind == "message_stop":
             state.done = True
             return []
@@ -560,13 +577,18 @@ class Anthropic(ProviderPlugin):
             scratch["blocks"][index] = {"kind": "text"}
             return [state.chunk(content=block["text"])] if block.get("text") else []
         if kind == "thinking":
-            scratch["blocks"][index] = {"kind": "thinking"}
+            record = {"type": "thinking", "thinking": block.get("thinking") or "", "signature": ""}
+            scratch["thinking"].append(record)
+            scratch["blocks"][index] = {"kind": "thinking", "block": record}
             out = []
             if block.get("thinking"):
                 out.append(state.chunk(reasoning_content=block["thinking"]))
-            if block.get("signature"):
-                out.append(state.chunk(reasoning_signature=block["signature"]))
+            record["signature"] = block.get("signature") or ""
             return out
+        if kind == "redacted_thinking":
+            scratch["thinking"].append(dict(block))
+            scratch["blocks"][index] = {"kind": "other"}
+            return []
         if kind == "tool_use":
             record = {"kind": "tool", "args": False, "input": block.get("input")}
             scratch["blocks"][index] = record
@@ -597,9 +619,12 @@ class Anthropic(ProviderPlugin):
         if kind == "text_delta" and delta.get("text"):
             return [state.chunk(content=delta["text"])]
         if kind == "thinking_delta" and delta.get("thinking"):
+            if "block" in block:
+                block["block"]["thinking"] += delta["thinking"]
             return [state.chunk(reasoning_content=delta["thinking"])]
-        if kind == "signature_delta" and delta.get("signature"):
-            return [state.chunk(reasoning_signature=delta["signature"])]
+        if kind == "signature_delta" and delta.get("signature") and "block" in block:
+            block["block"]["signature"] += delta["signature"]  # sent whole at content_block_stop
+            return []
         if kind == "input_json_delta" and delta.get("partial_json") and block["kind"] in ("tool", "json"):
             block["args"] = True
             if block["kind"] == "json":

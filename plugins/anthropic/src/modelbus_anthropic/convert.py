@@ -10,18 +10,23 @@ Normalizations of canonical -> Anthropic (the round trip is exact modulo these):
   text blocks in order); a developer message comes back as a system message;
 * consecutive messages of the same Anthropic role are merged into one message (tool messages are
   ``user`` turns), so roles alternate; inside a merged user message the ``tool_result`` blocks are
-  moved first, as the API requires;
+  moved first, as the API requires, and inside a merged assistant message the blocks are ordered as
+  one canonical assistant message sends them (thinking, text, tool calls);
 * empty text (``""``) is dropped (the API rejects empty text blocks), and so is a message left empty;
 * a message or tool result that is a single text block is sent as a plain string;
 * tool-call arguments are sent as a JSON object (``input``), so they come back re-serialized
   (compare them as JSON, not as text); arguments must be a JSON object;
 * ``reasoning_content`` is replayed as a ``thinking`` block only with its ``reasoning_signature``
-  (unsigned thinking cannot be replayed and is dropped);
+  (unsigned thinking cannot be replayed and is dropped). A turn with several thinking blocks, or
+  with ``redacted_thinking``, keeps them all, byte for byte, in ``reasoning_signature`` (see
+  :func:`thinking_fields`), because the API wants them back unmodified; they are replayed first
+  in the turn, so their position between tool calls (interleaved thinking) is not kept;
 * image ``detail`` has no Anthropic equivalent and is dropped.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +50,9 @@ from modelbus.types.chat import (
 Block = dict[str, Any]
 Turn = dict[str, Any]
 
+_ASSISTANT_ORDER = {"thinking": 0, "redacted_thinking": 0, "text": 1, "tool_use": 2}
+THINKING_BLOCKS_PREFIX = "anthropic-thinking-blocks:"
+
 __all__ = [
     "anthropic_to_canonical",
     "canonical_to_anthropic",
@@ -52,6 +60,8 @@ __all__ = [
     "image_block",
     "image_url",
     "request_from_anthropic",
+    "thinking_blocks",
+    "thinking_fields",
 ]
 
 # ------------------------------------------------------------------------------ canonical -> Anthropic
@@ -75,6 +85,37 @@ def image_block(url: str) -> Block:
     raise BadRequestError(
         "an image must be an http(s) URL or a base64 data: URL for Anthropic", param="messages"
     )
+
+
+def thinking_fields(blocks: Sequence[Block]) -> tuple[str | None, str | None]:
+    """(reasoning_content, reasoning_signature) for an assistant turn's thinking blocks.
+
+    One ``thinking`` block keeps its own signature. Several blocks, or any ``redacted_thinking``
+    block, are kept whole in the signature (``anthropic-thinking-blocks:`` + base64url JSON), since a
+    canonical message has one signature and the API wants every block back unmodified.
+    """
+    if not blocks:
+        return None, None
+    text = "".join(str(b.get("thinking", "")) for b in blocks if b.get("type") == "thinking") or None
+    if len(blocks) == 1 and blocks[0].get("type") == "thinking":
+        return text, blocks[0].get("signature") or None
+    packed = json.dumps(list(blocks), separators=(",", ":"), ensure_ascii=False).encode()
+    return text, THINKING_BLOCKS_PREFIX + base64.urlsafe_b64encode(packed).decode()
+
+
+def thinking_blocks(reasoning_content: str | None, signature: str | None) -> list[Block]:
+    """The thinking blocks to replay for an assistant message (the inverse of :func:`thinking_fields`)."""
+    if signature is None:
+        return []
+    if not signature.startswith(THINKING_BLOCKS_PREFIX):
+        return [{"type": "thinking", "thinking": reasoning_content or "", "signature": signature}]
+    try:
+        blocks = json.loads(base64.urlsafe_b64decode(signature[len(THINKING_BLOCKS_PREFIX) :]))
+    except ValueError:
+        blocks = None
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise BadRequestError("reasoning_signature holds damaged Anthropic thinking blocks", param="messages")
+    return blocks
 
 
 def _text_blocks(content: str | Sequence[Any] | None) -> list[Block]:
@@ -118,15 +159,7 @@ def _arguments(call: ToolCall) -> dict[str, Any]:
 
 
 def _assistant_blocks(message: AssistantMessage) -> list[Block]:
-    blocks: list[Block] = []
-    if message.reasoning_signature is not None:
-        blocks.append(
-            {
-                "type": "thinking",
-                "thinking": message.reasoning_content or "",
-                "signature": message.reasoning_signature,
-            }
-        )
+    blocks = thinking_blocks(message.reasoning_content, message.reasoning_signature)
     blocks.extend(_text_blocks(message.content))
     if message.refusal and not blocks and not message.tool_calls:
         blocks.append({"type": "text", "text": message.refusal})
@@ -181,10 +214,11 @@ def canonical_to_anthropic(messages: Sequence[Message]) -> tuple[list[Block], li
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    for turn in turns:
+    for turn in turns:  # stable sorts: only merged messages change order
         if turn["role"] == "user":  # "the tool_result blocks must come FIRST in the content array"
-            content = turn["content"]
-            content.sort(key=lambda block: block["type"] != "tool_result")  # stable
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+        else:  # as one canonical assistant message: thinking, then text, then tool calls
+            turn["content"].sort(key=lambda block: _ASSISTANT_ORDER.get(block["type"], 1))
         turn["content"] = _compact(turn["content"])
     return system, turns
 
@@ -264,8 +298,7 @@ def _user_messages(content: Any) -> list[Message]:
 def _assistant_message(content: Any) -> AssistantMessage:
     texts: list[TextPart] = []
     calls: list[ToolCall] = []
-    thinking: list[str] = []
-    signature: str | None = None
+    thinking: list[Block] = []
     for block in _blocks(content):
         kind = block.get("type")
         if kind == "text":
@@ -280,22 +313,20 @@ def _assistant_message(content: Any) -> AssistantMessage:
                     ),
                 )
             )
-        elif kind == "thinking":
-            thinking.append(str(block.get("thinking", "")))
-            signature = block.get("signature") or signature
-        elif kind == "redacted_thinking":
-            continue  # no canonical slot (see README)
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
         else:
             raise BadRequestError(
                 f"assistant content block {kind!r} has no canonical equivalent", param="messages"
             )
+    reasoning, signature = thinking_fields(thinking)
     text_content: str | list[TextPart] | None = _as_content(texts) if texts else None
     if text_content is None and not calls:
         text_content = ""
     return AssistantMessage(
         content=text_content,
         tool_calls=calls or None,
-        reasoning_content="".join(thinking) or None,
+        reasoning_content=reasoning,
         reasoning_signature=signature,
     )
 
@@ -306,9 +337,9 @@ def anthropic_to_canonical(system: Any, messages: Sequence[Turn]) -> list[Messag
     ``system`` (a string or text blocks) becomes one system message; a user message becomes tool
     messages (one per ``tool_result``, in order) and user messages (each run of text/image blocks);
     an assistant message becomes one assistant message with its text, tool calls and thinking
-    (text joined, the last signature kept). ``redacted_thinking`` blocks and ``is_error`` flags have
-    no canonical slot and are dropped. Raises :class:`BadRequestError` for blocks with no canonical
-    equivalent (documents, server tools, images inside tool results).
+    (see :func:`thinking_fields`). ``is_error`` flags have no canonical slot and are dropped.
+    Raises :class:`BadRequestError` for blocks with no canonical equivalent (documents, server
+    tools, images inside tool results).
     """
     out: list[Message] = []
     system_parts = _text_parts(_blocks(system), "system")
