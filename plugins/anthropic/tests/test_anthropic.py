@@ -922,3 +922,31 @@ def test_health(client: Client, upstream: FakeUpstream) -> None:
     assert not status.ok
     assert isinstance(status.error, AuthenticationError)
     assert upstream.requests[-1].headers["anthropic-version"] == ANTHROPIC_VERSION
+
+
+async def test_async_stream(upstream: FakeUpstream) -> None:
+    from modelbus import AsyncClient
+
+    stream(
+        upstream,
+        start(),
+        block_start(0, {"type": "text", "text": ""}),
+        delta(0, {"type": "text_delta", "text": "Hi there"}),
+        stop(0),
+        *end(),
+    )
+    client = AsyncClient(
+        plugins=[plugin],
+        load_entrypoints=False,
+        config={},
+        max_retries=0,
+        providers={"anthropic": {"api_key": KEY, "base_url": upstream.url}},
+    )
+    try:
+        s = await client.chat("anthropic/claude-opus-4-8", "hi", stream=True)
+        response = await s.until_done()
+    finally:
+        await client.aclose()
+    assert response.text == "Hi there"
+    assert response.usage is not None
+    assert response.usage.completion_tokens == 7
