@@ -77,14 +77,13 @@ def test_regions_have_jurisdictions() -> None:
 
 @pytest.mark.parametrize("region", ["cn", "intl", "us", "hk"])
 def test_region_selects_base_url(region: str) -> None:
-    client = Client(
+    with Client(
         plugins=[plugin],
         load_entrypoints=False,
         config={},
         providers={"qwen": {"api_key": KEY, "region": region}},
-    )
-    model = client.runtime.registry.resolve("qwen/qwen-plus")
-    deployment = client.runtime.deployment(model)
+    ) as client:
+        deployment = client.runtime.deployment(client.runtime.registry.resolve("qwen/qwen-plus"))
     assert deployment.base_url == plugin.regions[region][0]
     assert deployment.jurisdiction == plugin.regions[region][1]
 
