@@ -125,6 +125,8 @@ class Spark(OpenAICompatibleProvider):
                 body["tool_calls_switch"] = True  # else calls come back as one JSON object, not tool_calls[]
         return body
 
+    # TODO(core): a per-model chat path is data; OpenAICompatibleProvider could read a ``model_chat_paths``
+    # mapping itself (or offer ``chat_path_for(model)``) instead of this URL rewrite after translation.
     def translate_request(
         self, request: ChatRequest, model: ModelInfo, settings: ProviderSettings, base_url: str
     ) -> HttpRequest:
@@ -170,6 +172,8 @@ class Spark(OpenAICompatibleProvider):
         return error
 
     # -- missing finish_reason and id --------------------------------------------------------------
+    # TODO(core): an ``inferred_finish_reason`` step in OpenAICompatibleProvider (used when a response or a
+    # finished stream carries no finish_reason) would replace both overrides below.
 
     def normalize_response(
         self, response: HttpResponse, request: ChatRequest, model: ModelInfo
