@@ -950,3 +950,19 @@ async def test_async_stream(upstream: FakeUpstream) -> None:
     assert response.text == "Hi there"
     assert response.usage is not None
     assert response.usage.completion_tokens == 7
+
+
+def test_json_schema_with_a_non_object_root_uses_structured_outputs(
+    client: Client, upstream: FakeUpstream
+) -> None:
+    answer(upstream, message({"type": "text", "text": "[1, 2]"}))
+    schema = {"type": "array", "items": {"type": "integer"}}
+    response = client.chat(
+        "anthropic/claude-opus-4-8",
+        "Two numbers",
+        response_format={"type": "json_schema", "json_schema": {"name": "numbers", "schema": schema}},
+    )
+    body = sent(upstream)
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert "tools" not in body
+    assert json.loads(response.text) == [1, 2]

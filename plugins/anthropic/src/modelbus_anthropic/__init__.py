@@ -183,24 +183,18 @@ class Anthropic(ProviderPlugin):
         with Path(__file__).with_name(self.models_file).open("rb") as handle:
             return tomllib.load(handle, parse_float=Decimal)
 
+    def _make_quirks(self, row: Mapping[str, Any]) -> ModelQuirks:
+        known = {f.name for f in fields(ModelQuirks)}
+        merged = {**self._table.get("quirk_defaults", {}), **row}
+        return ModelQuirks(**{key: value for key, value in merged.items() if key in known})
+
     @cached_property
     def _quirks(self) -> dict[str, ModelQuirks]:
-        defaults = self._table.get("quirk_defaults", {})
-        known = {f.name for f in fields(ModelQuirks)}
-        return {
-            model_id: ModelQuirks(**{k: v for k, v in {**defaults, **row}.items() if k in known})
-            for model_id, row in self._table.get("quirks", {}).items()
-        }
+        return {model_id: self._make_quirks(row) for model_id, row in self._table.get("quirks", {}).items()}
 
     def quirks(self, model: ModelInfo) -> ModelQuirks:
-        """The protocol quirks of ``model`` (defaults for ids the table does not list)."""
-        found = self._quirks.get(model.id)
-        if found is not None:
-            return found
-        defaults = self._table.get("quirk_defaults", {})
-        return ModelQuirks(
-            **{k: v for k, v in defaults.items() if k in {f.name for f in fields(ModelQuirks)}}
-        )
+        """The protocol quirks of ``model`` (the defaults for ids the table does not list)."""
+        return self._quirks.get(model.id) or self._make_quirks({})
 
     @cached_property
     def long_context_prices(self) -> dict[str, LongContextPrice]:
@@ -240,8 +234,12 @@ class Anthropic(ProviderPlugin):
 
         # JSON output: a forced synthetic tool where forcing works, else structured outputs
         forced_json = False
+        # a tool's input is always an object: other root schemas need structured outputs
+        object_root = not isinstance(fmt, ResponseFormatJSONSchema) or fmt.json_schema.schema_.get(
+            "type", "object"
+        ) in ("object", ["object"])
         if isinstance(fmt, ResponseFormatJSONSchema | ResponseFormatJSONObject):
-            if quirks.forced_tool and not thinks:
+            if quirks.forced_tool and not thinks and object_root:
                 if isinstance(fmt, ResponseFormatJSONSchema):
                     spec = fmt.json_schema
                     tool: dict[str, Any] = {
@@ -275,8 +273,9 @@ class Anthropic(ProviderPlugin):
                 plan.extra_system = JSON_OBJECT_INSTRUCTION
             else:
                 raise UnsupportedFeatureError(
-                    f"{model.full_id} cannot force a tool call and has no structured outputs, so "
-                    "response_format json_schema cannot be honoured",
+                    f"{model.full_id} cannot carry this response_format json_schema: forcing a tool "
+                    "is not possible here (or the schema's root is not an object) and the model has "
+                    "no structured outputs",
                     param="response_format",
                 )
 
