@@ -374,3 +374,134 @@ def test_messages_are_required_and_validated(client: Client) -> None:
         client.chat("acme/acme-chat", "hi", temperature=9)
     with pytest.raises(BadRequestError, match="bogus"):
         client.chat("acme/acme-chat", "hi", bogus=1)
+
+
+def test_retry_hint_from_the_message_when_no_header(upstream: FakeUpstream, client: Client) -> None:
+    upstream.fail(
+        429, body={"error": {"message": "Rate limit reached. Please try again in 1.5s.", "code": "x"}}
+    )
+    with pytest.raises(RateLimitError) as error:
+        client.chat("acme/acme-chat", "hi")
+    assert error.value.retry_after == 1.5
+
+
+def test_extra_params_the_model_rejects(upstream: FakeUpstream) -> None:
+    strict = make(upstream)
+    with pytest.raises(UnsupportedFeatureError, match="'logprobs'"):
+        strict.chat("acme/acme-mini", "hi", extra={"logprobs": True, "top_k": 3})
+    make(upstream, compat="drop").chat("acme/acme-mini", "hi", extra={"logprobs": True, "top_k": 3})
+    assert upstream.requests[-1].json["top_k"] == 3
+    assert "logprobs" not in upstream.requests[-1].json
+
+
+def test_regional_prices_replace_the_base_price(upstream: FakeUpstream) -> None:
+    client = Client(
+        plugins=[acme_plugin],
+        load_entrypoints=False,
+        config={
+            "models": {
+                "acme/acme-chat": {
+                    "regional_prices": {
+                        "eu": {
+                            "currency": "EUR",
+                            "input": "3",
+                            "output": "12",
+                            "as_of": "2026-11-01",
+                            "source": "https://example.eu/pricing",
+                        }
+                    }
+                }
+            }
+        },
+        providers={"acme": {"api_key": KEY, "base_url": upstream.url, "region": "eu"}},
+    )
+    response = client.chat("acme/acme-chat", "hi")
+    assert response.cost_breakdown is not None
+    assert response.cost_breakdown.price_currency == "EUR"
+    assert response.cost_breakdown.price_source == "https://example.eu/pricing"
+
+
+def test_live_model_listing_merges_into_the_registry(upstream: FakeUpstream) -> None:
+    from typing import Any
+
+    from modelbus import hookimpl
+    from modelbus.http import HttpRequest, join_url
+    from modelbus.types import ModelInfo
+
+    class Lister:
+        @hookimpl
+        def modelbus_list_models_request(self, provider: str, settings: Any, base_url: str) -> Any:
+            return HttpRequest("GET", join_url(base_url, "/models")) if provider == "acme" else None
+
+        @hookimpl
+        def modelbus_parse_model_list(self, provider: str, response: Any) -> Any:
+            if provider != "acme":
+                return None
+            return [
+                ModelInfo(provider="acme", id=row["id"], context_window=4096, capabilities={"streaming"})
+                for row in response.json()["data"]
+            ]
+
+    upstream.add("GET", "/models", ResponseSpec(json={"data": [{"id": "acme-chat"}, {"id": "acme-live-1"}]}))
+    client = make(upstream)
+    client.register_plugin(Lister())
+    listed = client.list_models("acme")
+    assert [m.id for m in listed] == ["acme-chat", "acme-live-1"]
+    assert client.resolve("acme/acme-live-1").context_window == 4096
+    assert client.resolve("acme/acme-chat").price is not None  # the table row wins over the live row
+
+
+def test_a_json_answer_to_a_stream_request_becomes_a_stream(upstream: FakeUpstream, client: Client) -> None:
+    """Servers that ignore stream=True (or answer with an error envelope) still give a proper stream."""
+    upstream.add(
+        "POST",
+        "/chat/completions",
+        ResponseSpec(
+            json={
+                "id": "x",
+                "model": "acme-chat",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "whole"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            }
+        ),
+        stream=True,
+    )
+    with client.chat("acme/acme-chat", "hi", stream=True) as stream:
+        chunks = list(stream)
+    assert "".join(c.text for c in chunks) == "whole"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 4
+    upstream.add(
+        "POST",
+        "/chat/completions",
+        ResponseSpec(json={"error": {"message": "quota gone", "code": "insufficient_quota"}}),
+        stream=True,
+    )
+    from modelbus.errors import QuotaExceededError
+
+    with pytest.raises(QuotaExceededError):
+        client.chat("acme/acme-chat", "hi", stream=True).until_done()
+
+
+def test_a_stream_without_finish_reason_gets_one_inferred(upstream: FakeUpstream, client: Client) -> None:
+    upstream.add(
+        "POST",
+        "/chat/completions",
+        ResponseSpec(
+            sse=[
+                SSEItem(data={"id": "x", "choices": [{"index": 0, "delta": {"content": "hi"}}]}),
+                SSEItem(data="[DONE]"),
+            ]
+        ),
+        stream=True,
+    )
+    response = client.chat("acme/acme-chat", "hi", stream=True).until_done()
+    assert response.choices[0].finish_reason == "stop"
+    assert response.usage is not None
+    assert response.usage.estimated  # the server sent no usage: counted locally, and said so

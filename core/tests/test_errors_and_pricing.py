@@ -132,3 +132,33 @@ def test_cny_prices_convert_with_a_configurable_rate() -> None:
     assert cost.price_currency == "CNY"
     with pytest.raises(ConfigError, match=r"\[pricing.fx_rates\]"):
         compute_cost(Usage.of(1, 1), cny, {})
+
+
+def test_long_context_tiers_apply_by_prompt_length() -> None:
+    tiered = price(
+        input="1.25",
+        output="10",
+        cached_input="0.125",
+        tiers=[{"above_prompt_tokens": 200_000, "input": "2.50", "output": "15", "cached_input": "0.25"}],
+    )
+    short = compute_cost(Usage.of(200_000, 1_000_000), tiered, {})
+    long = compute_cost(Usage.of(200_001, 1_000_000, cached=1), tiered, {})
+    assert short.total == Decimal("0.25") + Decimal("10")
+    assert long.output == Decimal(15)
+    assert long.cached_input == Decimal("0.00000025")
+
+
+def test_retry_hints_in_messages() -> None:
+    from modelbus.error_mapping import parse_retry_hint
+
+    assert parse_retry_hint("Please try again in 1.146s. Visit ...") == pytest.approx(1.146)
+    assert parse_retry_hint("please try again after 3 seconds") == 3
+    assert parse_retry_hint("Try again in 20ms") == pytest.approx(0.02)
+    assert parse_retry_hint("retry after 2 minutes") == 120
+    assert parse_retry_hint("no hint here") is None
+
+
+def test_reasoning_tokens_at_their_own_price() -> None:
+    thinking = price(input="0.8", output="2", reasoning_output="8")
+    cost = compute_cost(Usage.of(0, 1_000_000, reasoning=250_000), thinking, {})
+    assert cost.output == Decimal("1.5") + Decimal("2")  # 750k at $2/M + 250k at $8/M

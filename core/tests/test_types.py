@@ -275,3 +275,34 @@ def test_parallel_tool_calls_interleave_by_index() -> None:
     calls = response.choices[0].message.tool_calls
     assert calls is not None
     assert [(c.function.name, c.function.arguments) for c in calls] == [("a", "{}"), ("b", '{"y":2}')]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    content=st.text(max_size=40),
+    reasoning=st.text(max_size=20),
+    n_calls=st.integers(min_value=0, max_value=3),
+)
+def test_response_chunks_accumulate_back_to_the_response(content: str, reasoning: str, n_calls: int) -> None:
+    from modelbus.types import response_chunks
+
+    calls = [
+        ToolCall(id=f"c{i}", function=FunctionCall(name=f"f{i}", arguments=json.dumps({"i": i})))
+        for i in range(n_calls)
+    ]
+    response = ChatResponse(
+        id="r",
+        model="m",
+        choices=[
+            Choice(
+                message=ResponseMessage(
+                    content=content or None if calls else content,
+                    reasoning_content=reasoning or None,
+                    tool_calls=calls or None,
+                ),
+                finish_reason="tool_calls" if calls else "stop",
+            )
+        ],
+        usage=Usage.of(3, 4),
+    )
+    assert accumulate(response_chunks(response)) == response

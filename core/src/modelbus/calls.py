@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from modelbus.context import StreamState
+from modelbus.error_mapping import parse_retry_hint
 from modelbus.errors import (
     BadRequestError,
     MalformedResponseError,
@@ -56,9 +57,12 @@ class BaseCall:
         return self.runtime.hook
 
     def redacted(self, error: ModelbusError) -> ModelbusError:
-        """Stamp provider/model on ``error`` and mask any secret in its message."""
+        """Stamp provider/model on ``error``, mask any secret in its message, and take a retry hint
+        from the message ("try again in 1.1s") when the provider sent no Retry-After."""
         error.provider = error.provider or self.provider
         error.model = error.model or self.model.id
+        if error.retryable and error.retry_after is None:
+            error.retry_after = parse_retry_hint(error.message)
         error.message = redact(error.message, self.settings.secrets())
         error.args = (error.message,)
         return error
@@ -163,6 +167,14 @@ class ChatCall(BaseCall):
                     raise unsupported(f"the parameter {param!r} (drop it or use compat='drop')", param)
                 updates[param] = None
                 self.dropped.append(param)
+        rejected_extra = sorted(key for key in request.extra if key in unsupported_params)
+        if rejected_extra:  # provider-only parameters the model table says this model rejects
+            if compat == "strict":
+                raise unsupported(
+                    f"the parameter {rejected_extra[0]!r} (drop it or use compat='drop')", rejected_extra[0]
+                )
+            updates["extra"] = {k: v for k, v in request.extra.items() if k not in unsupported_params}
+            self.dropped.extend(rejected_extra)
         if request.max_tokens and model.max_output_tokens and request.max_tokens > model.max_output_tokens:
             if compat == "strict":
                 raise BadRequestError(

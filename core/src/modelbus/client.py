@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from modelbus.calls import Compat
     from modelbus.config import ModelbusConfig
     from modelbus.context import CallContext
+    from modelbus.http import HttpResponse
     from modelbus.plugins import PluginRecord
     from modelbus.routing import AttemptLoop, RoutePlan
     from modelbus.runtime import Runtime
@@ -197,7 +198,8 @@ class _BaseClient:
     def _plan(self, request: ChatRequest | EmbeddingRequest) -> RoutePlan:
         from modelbus.routing import RoutePlan
 
-        model = self.runtime.registry.resolve(request.model)
+        kind = "embedding" if type(request).__name__ == "EmbeddingRequest" else "chat"
+        model = self.runtime.registry.resolve(request.model, kind=kind)
         return RoutePlan.direct(request.model, self.runtime.deployment(model))
 
     def _before_call(self, request: ChatRequest | EmbeddingRequest, context: CallContext) -> Any:
@@ -219,20 +221,28 @@ class _BaseClient:
                 exc,
             )
 
-    def _health_request(self, provider: str) -> tuple[Any, Any]:
-        registry = self.runtime.registry
-        if provider not in registry.providers:
-            raise BadRequestError(f"provider {provider!r} is not installed", param="provider")
-        model = next((m for m in registry.list(f"{provider}/*")), None)
-        info = registry.providers[provider]
-        deployment = self.runtime.deployment(model) if model else None
-        settings = self.runtime.settings(info)
-        from modelbus.config import base_url_for
+    def _provider_request(self, provider: str, hook: str) -> tuple[Any, Any]:
+        """(authenticated request or None, call) for a provider-level hook (health, model listing)."""
+        from modelbus.calls import BaseCall
 
-        request = self.runtime.hook.modelbus_health_request(
-            provider=provider, settings=settings, base_url=base_url_for(info, settings)
+        deployment = self.runtime.provider_deployment(provider)
+        call = BaseCall(self.runtime, deployment)
+        request = getattr(self.runtime.hook, hook)(
+            provider=provider, settings=deployment.settings, base_url=deployment.base_url
         )
-        return request, deployment
+        return (call.authenticate(request) if request is not None else None), call
+
+    def _parse_model_list(self, provider: str, call: Any, http: HttpResponse) -> list[ModelInfo]:
+        if http.status_code >= 400:
+            raise call.error(http)
+        models = call.guarded(
+            "parse_model_list",
+            lambda: self.runtime.hook.modelbus_parse_model_list(provider=provider, response=http),
+            malformed=True,
+        )
+        models = list(models or [])
+        self.runtime.registry.add_live(models)
+        return models
 
 
 class Client(_BaseClient):
@@ -334,15 +344,18 @@ class Client(_BaseClient):
                         if upstream.status_code >= 400:
                             raise call.error(upstream.read())
                         processor = stream.processor = StreamProcessor(call)
-                        for data in upstream.iter_bytes():
-                            for chunk in processor.feed(data):
-                                if processor.first_token_at is None:
-                                    held.append(chunk)
-                                    continue
-                                yield from held
-                                held.clear()
-                                yield chunk
-                        tail = processor.finish()
+                        if not processor.is_event_stream(upstream.headers):
+                            tail = processor.complete_from(upstream.read())
+                        else:
+                            for data in upstream.iter_bytes():
+                                for chunk in processor.feed(data):
+                                    if processor.first_token_at is None:
+                                        held.append(chunk)
+                                        continue
+                                    yield from held
+                                    held.clear()
+                                    yield chunk
+                            tail = processor.finish()
                     finally:
                         upstream.close()
                     loop.succeeded(processor.ttft)
@@ -407,21 +420,33 @@ class Client(_BaseClient):
         return response
 
     def health(self, provider: str) -> HealthStatus:
-        """Probe a provider with its cheapest authenticated request."""
-        from modelbus.calls import BaseCall
-
-        request, deployment = self._health_request(provider)
-        if request is None or deployment is None:
-            return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
-        call = BaseCall(self.runtime, deployment)
+        """Probe a provider with its cheapest authenticated request (never raises for the probe itself)."""
         start = time.monotonic()
         try:
-            http = self.pool.send(call.authenticate(request), provider=provider)
+            request, call = self._provider_request(provider, "modelbus_health_request")
+            if request is None:
+                return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
+            http = self.pool.send(request, provider=provider)
             if http.status_code >= 400:
                 raise call.error(http)
+            hidden = self.runtime.hook.modelbus_health_response(provider=provider, response=http)
+            if hidden is not None:
+                raise call.redacted(hidden)
         except ModelbusError as error:
+            if isinstance(error, BadRequestError) and error.param == "provider":
+                raise
             return HealthStatus(provider, False, (time.monotonic() - start) * 1000, error)
         return HealthStatus(provider, True, (time.monotonic() - start) * 1000)
+
+    def list_models(self, provider: str) -> list[ModelInfo]:
+        """The models a provider's server offers right now (Ollama...); merged into :meth:`models`.
+
+        Providers whose static table is the whole truth return ``[]``.
+        """
+        request, call = self._provider_request(provider, "modelbus_list_models_request")
+        if request is None:
+            return []
+        return self._parse_model_list(provider, call, self.pool.send(request, provider=provider))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -533,16 +558,19 @@ class AsyncClient(_BaseClient):
                         if upstream.status_code >= 400:
                             raise call.error(await upstream.read())
                         processor = stream.processor = StreamProcessor(call)
-                        async for data in upstream.iter_bytes():
-                            for chunk in processor.feed(data):
-                                if processor.first_token_at is None:
-                                    held.append(chunk)
-                                    continue
-                                for early in held:
-                                    yield early
-                                held.clear()
-                                yield chunk
-                        tail = processor.finish()
+                        if not processor.is_event_stream(upstream.headers):
+                            tail = processor.complete_from(await upstream.read())
+                        else:
+                            async for data in upstream.iter_bytes():
+                                for chunk in processor.feed(data):
+                                    if processor.first_token_at is None:
+                                        held.append(chunk)
+                                        continue
+                                    for early in held:
+                                        yield early
+                                    held.clear()
+                                    yield chunk
+                            tail = processor.finish()
                     finally:
                         await upstream.close()
                     loop.succeeded(processor.ttft)
@@ -608,20 +636,28 @@ class AsyncClient(_BaseClient):
         return response
 
     async def health(self, provider: str) -> HealthStatus:
-        from modelbus.calls import BaseCall
-
-        request, deployment = self._health_request(provider)
-        if request is None or deployment is None:
-            return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
-        call = BaseCall(self.runtime, deployment)
         start = time.monotonic()
         try:
-            http = await self.pool.asend(call.authenticate(request), provider=provider)
+            request, call = self._provider_request(provider, "modelbus_health_request")
+            if request is None:
+                return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
+            http = await self.pool.asend(request, provider=provider)
             if http.status_code >= 400:
                 raise call.error(http)
+            hidden = self.runtime.hook.modelbus_health_response(provider=provider, response=http)
+            if hidden is not None:
+                raise call.redacted(hidden)
         except ModelbusError as error:
+            if isinstance(error, BadRequestError) and error.param == "provider":
+                raise
             return HealthStatus(provider, False, (time.monotonic() - start) * 1000, error)
         return HealthStatus(provider, True, (time.monotonic() - start) * 1000)
+
+    async def list_models(self, provider: str) -> list[ModelInfo]:
+        request, call = self._provider_request(provider, "modelbus_list_models_request")
+        if request is None:
+            return []
+        return self._parse_model_list(provider, call, await self.pool.asend(request, provider=provider))
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -24,7 +24,8 @@ from modelbus.errors import (
 
 _CONTEXT_LENGTH = re.compile(
     r"context[_ ]length|maximum context|context window|prompt is too long|too many (input )?tokens"
-    r"|input (is )?too long|exceeds the (model's )?(maximum|max)",
+    r"|input (is )?too long|exceeds the (model's )?(maximum|max)"
+    r"|token length too long|exceeded model token limit",
     re.IGNORECASE,
 )
 _CONTENT_FILTER = re.compile(r"content[_ ]?(policy|filter|management)|safety|sensitive|inappropriate", re.I)
@@ -114,6 +115,27 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     except (TypeError, ValueError, IndexError):
         return None
     return max(when - (now if now is not None else time.time()), 0.0)
+
+
+_RETRY_HINT = re.compile(
+    r"(?:try again|retry)(?: it)? (?:in|after) (\d+(?:\.\d+)?)\s*"
+    r"(ms|milliseconds?|s|sec|seconds?|m|min|minutes?)?",
+    re.IGNORECASE,
+)
+
+
+def parse_retry_hint(message: str) -> float | None:
+    """Seconds from a hint in an error message: "Please try again in 1.146s", "try again after 3 seconds"."""
+    match = _RETRY_HINT.search(message)
+    if not match:
+        return None
+    value = float(match.group(1))
+    unit = (match.group(2) or "s").lower()
+    if unit.startswith("ms") or unit.startswith("milli"):
+        return value / 1000
+    if unit.startswith("m"):
+        return value * 60
+    return value
 
 
 _DURATION = re.compile(

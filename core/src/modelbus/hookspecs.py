@@ -199,6 +199,15 @@ def modelbus_health_request(provider: str, settings: ProviderSettings, base_url:
 
 
 @hookspec(firstresult=True)
+def modelbus_health_response(provider: str, response: HttpResponse) -> ModelbusError | None:
+    """Judge a 2xx answer to the health probe whose body may still carry an error (error envelopes).
+
+    Return the error (not raised), or ``None`` when the answer proves health or ``provider`` is not
+    yours. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
 def modelbus_list_models_request(
     provider: str, settings: ProviderSettings, base_url: str
 ) -> HttpRequest | None:

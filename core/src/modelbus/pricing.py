@@ -32,18 +32,25 @@ def compute_cost(usage: Usage, price: ModelPrice, fx_rates: Mapping[str, Decimal
     """Price ``usage``: uncached input, cache reads, cache writes and output each at its own price.
 
     Prompt tokens include cached and cache-write tokens; completion tokens include reasoning tokens,
-    which are billed as output.
+    which are billed as output (at ``reasoning_output`` when the table has a separate thinking price).
     """
     cached = usage.cached_tokens
     written = usage.cache_creation_tokens
     uncached = max(usage.prompt_tokens - cached - written, 0)
     rate = fx_rate(price.currency, fx_rates)
-    cached_price = price.cached_input if price.cached_input is not None else price.input
-    write_price = price.cache_write if price.cache_write is not None else price.input
-    input_cost = Decimal(uncached) * price.input * rate / MILLION
+    applied = price.for_prompt(usage.prompt_tokens)  # long-context tiers
+    cached_price = applied.cached_input if applied.cached_input is not None else applied.input
+    write_price = applied.cache_write if applied.cache_write is not None else applied.input
+    input_cost = Decimal(uncached) * applied.input * rate / MILLION
     cached_cost = Decimal(cached) * cached_price * rate / MILLION
     write_cost = Decimal(written) * write_price * rate / MILLION
-    output_cost = Decimal(usage.completion_tokens) * price.output * rate / MILLION
+    reasoning_price = applied.reasoning_output if applied.reasoning_output is not None else applied.output
+    reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
+    output_cost = (
+        (Decimal(usage.completion_tokens - reasoning) * applied.output + Decimal(reasoning) * reasoning_price)
+        * rate
+        / MILLION
+    )
     return CostBreakdown(
         total=input_cost + cached_cost + write_cost + output_cost,
         input=input_cost,

@@ -70,8 +70,11 @@ class ModelRegistry:
             seen.append(name)
         return name
 
-    def resolve(self, name: str | None) -> ModelInfo:
-        """The model table row for ``name`` (an id or alias); ``None`` means the default model."""
+    def resolve(self, name: str | None, *, kind: str = "chat") -> ModelInfo:
+        """The model table row for ``name`` (an id or alias); ``None`` means the default model.
+
+        ``kind`` picks the provider's template for ids missing from its table (Ollama's local models).
+        """
         requested = name if name else self.default_model_id()
         full_id = self.canonical_id(requested)
         model = self.models.get(full_id)
@@ -93,14 +96,20 @@ class ModelRegistry:
                 suggestions=[f"{p}/{model_name}" for p in self._close(provider, list(self.providers))],
                 param="model",
             )
-        if info.unlisted_model is not None:
-            return info.unlisted_model.model_copy(update={"id": model_name})
+        template = info.unlisted_embedding_model if kind == "embedding" else info.unlisted_model
+        if template is not None:
+            return template.model_copy(update={"id": model_name})
         in_provider = [m for m in self.models if m.startswith(provider + "/")]
         raise ModelNotFoundError(
             f"provider {provider!r} has no model {model_name!r} (see `modelbus models {provider}/*`)",
             suggestions=self._close(full_id, in_provider),
             param="model",
         )
+
+    def add_live(self, models: list[ModelInfo]) -> None:
+        """Merge rows a server reported live (table rows for the same id win: they know prices)."""
+        for model in models:
+            self.models.setdefault(model.full_id, model)
 
     def list(self, pattern: str | None = None) -> list[ModelInfo]:
         """Models whose id matches a glob such as ``deepseek/*`` (all when ``pattern`` is None)."""

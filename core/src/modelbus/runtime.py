@@ -71,10 +71,28 @@ class Runtime:
             self._settings[provider.name] = settings
         return settings
 
+    def provider_deployment(self, provider: str) -> Deployment:
+        """A deployment for provider-level calls (health, model listing): its first model, or a stand-in."""
+        from modelbus.errors import BadRequestError
+
+        info = self.registry.providers.get(provider)
+        if info is None:
+            installed = ", ".join(sorted(self.registry.providers)) or "none"
+            raise BadRequestError(
+                f"provider {provider!r} is not installed (installed: {installed})", param="provider"
+            )
+        model = (
+            info.models[0] if info.models else ModelInfo(provider=provider, id="(provider)", context_window=1)
+        )
+        return self.deployment(model)
+
     def deployment(self, model: ModelInfo) -> Deployment:
         """The direct deployment of a model: its provider with the configured settings."""
         provider = self.registry.providers[model.provider]
         settings = self.settings(provider)
+        region = settings.region or provider.default_region
+        if region in model.regional_prices:  # e.g. CNY prices on a provider's China endpoint
+            model = model.model_copy(update={"price": model.regional_prices[region]})
         return Deployment(
             id=model.full_id,
             model=model,

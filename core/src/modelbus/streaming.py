@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from modelbus.errors import StreamInterruptedError
+from modelbus.http import HttpResponse
 from modelbus.sse import ServerSentEvent, SSEDecoder
 from modelbus.tokens import estimate_completion_tokens, estimate_prompt_tokens
-from modelbus.types.chat import ChatChunk, ChatResponse, ChunkAccumulator, Usage
+from modelbus.types.chat import ChatChunk, ChatResponse, ChunkAccumulator, Usage, response_chunks
 
 if TYPE_CHECKING:
     from modelbus.calls import ChatCall
@@ -74,6 +75,12 @@ class StreamProcessor:
             raise self.call.redacted(
                 StreamInterruptedError("the upstream stream ended before its end-of-stream marker")
             )
+        for choice in self._acc.response().choices:  # a complete stream that named no finish reason
+            if choice.finish_reason is None:
+                inferred = "tool_calls" if choice.message.tool_calls else "stop"
+                chunk = self.state.chunk(finish_reason=inferred, index=choice.index)
+                self._acc.add(chunk)
+                out.append(chunk)
         usage = self._usage or self.estimated_usage()
         cost, breakdown = self.call.price(usage)
         final = self.state.chunk(usage=usage)
@@ -82,6 +89,26 @@ class StreamProcessor:
         self.finished = True
         out.append(final)
         return out
+
+    @staticmethod
+    def is_event_stream(headers: dict[str, str]) -> bool:
+        """False when a server answered a stream request with one JSON body (an error envelope, or a
+        server that ignores ``stream``)."""
+        kind = headers.get("content-type", "")
+        return not kind or "event-stream" in kind or "json" not in kind
+
+    def complete_from(self, http: HttpResponse) -> list[ChatChunk]:
+        """Handle a JSON answer to a stream request: normalized (envelope errors raise), then replayed
+        as chunks so the caller still gets a stream that ends with the usage chunk."""
+        response = self.call.parse(http)
+        chunks = response_chunks(response)
+        for chunk in chunks:
+            self._acc.add(chunk)
+        self._usage = response.usage
+        self.state.done = self.finished = True
+        if self._acc.started:
+            self.first_token_at = time.monotonic()
+        return chunks
 
     def estimated_usage(self) -> Usage:
         """Usage counted locally from what was streamed so far (marked ``estimated``)."""

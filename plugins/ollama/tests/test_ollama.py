@@ -242,7 +242,7 @@ def test_n_is_not_supported(upstream: FakeUpstream) -> None:
 
 
 def test_unlisted_embedding_model_via_config(upstream: FakeUpstream) -> None:
-    """An embedding model that is not in the table is declared in config (the template is chat-only)."""
+    """Embedding models missing from the table work by id (embedding template) or by a config row."""
     upstream.add(
         "POST",
         "/v1/embeddings",
@@ -259,8 +259,11 @@ def test_unlisted_embedding_model_via_config(upstream: FakeUpstream) -> None:
     }
     with make_client(upstream, config=config) as client:
         assert client.embed("ollama/nomic-embed-text", "hi").vectors == [[0.1, 0.2]]
+        assert client.embed("ollama/mxbai-embed-large", "hi").vectors == [
+            [0.1, 0.2]
+        ]  # the embedding template
         with pytest.raises(UnsupportedFeatureError):
-            client.embed("ollama/mxbai-embed-large", "hi")  # undeclared: resolved as a chat model
+            client.chat("ollama/nomic-embed-text", "hi")  # a declared embedding model cannot chat
 
 
 async def test_async_client(upstream: FakeUpstream) -> None:

@@ -238,6 +238,14 @@ def test_health_probe_is_a_one_token_lite_chat(upstream: FakeUpstream) -> None:
     assert request.headers["authorization"] == f"Bearer {KEY}"
 
 
+def test_health_probe_with_a_business_error_is_unhealthy(upstream: FakeUpstream) -> None:
+    upstream.add("POST", CHAT, ResponseSpec(json={"code": 11201, "message": "daily limit", "sid": "cha2"}))
+    with make_client(upstream) as client:
+        status = client.health("spark")
+    assert not status.ok
+    assert type(status.error).__name__ == "QuotaExceededError"
+
+
 def test_health_model_is_configurable(upstream: FakeUpstream) -> None:
     upstream.add("POST", "/v2/chat/completions", envelope({"content": "你"}))
     with make_client(upstream, health_model="spark-x", passwords={"spark-x": "x-password"}) as client:
@@ -247,10 +255,9 @@ def test_health_model_is_configurable(upstream: FakeUpstream) -> None:
     assert request.headers["authorization"] == "Bearer x-password"
 
 
-def test_json_error_body_on_a_stream_is_not_readable_yet(upstream: FakeUpstream) -> None:
+def test_json_error_body_on_a_stream_is_mapped(upstream: FakeUpstream) -> None:
     """A business error sent as a plain JSON body (no ``data:`` framing) in answer to a streamed request
-    never reaches the plugin: the core's SSE decoder finds no event in it, so the call fails as an
-    interrupted stream instead of the mapped error. Needs core support (see README, "Limits")."""
+    goes through the envelope check like a non-streamed answer, and raises the mapped error."""
     upstream.add(
         "POST",
         CHAT,
@@ -259,4 +266,5 @@ def test_json_error_body_on_a_stream_is_not_readable_yet(upstream: FakeUpstream)
     )
     with make_client(upstream) as client, pytest.raises(ModelbusError) as info:
         list(client.chat("spark/generalv3.5", "hi", stream=True))
-    assert type(info.value).__name__ == "StreamInterruptedError"  # would ideally be RateLimitError
+    assert type(info.value).__name__ == "RateLimitError"
+    assert info.value.provider_code == "11202"

@@ -93,12 +93,25 @@ def _price(value: Decimal | None) -> str:
 def models_command(
     pattern: Annotated[str | None, typer.Argument(help="Glob such as 'deepseek/*'.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also ask servers that list models live (Ollama).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """List models: id, context window, capabilities, price per 1M tokens (with source and date)."""
     from modelbus.pricing import usd_per_million
 
     client = _client(config)
+    if live:
+        wanted = pattern.split("/", 1)[0] if pattern and "/" in pattern else None
+        for provider in sorted(client.runtime.registry.providers):
+            if wanted in (None, "*", provider):
+                try:
+                    client.list_models(provider)
+                except ModelbusError as exc:
+                    err.print(
+                        f"[yellow]warning:[/] {provider}: could not list models live: {escape(str(exc))}"
+                    )
     rows = client.models(pattern)
     fx = client.runtime.fx_rates
     if as_json:

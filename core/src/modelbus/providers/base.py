@@ -11,6 +11,8 @@ Class attributes are data: name, regions, key env vars, the model table file, th
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +22,7 @@ from modelbus.errors import MissingCredentialsError, ModelbusError
 from modelbus.hookspecs import hookimpl
 from modelbus.http import HttpRequest, HttpResponse
 from modelbus.sse import ServerSentEvent
-from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse
+from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse, CostBreakdown, Usage
 from modelbus.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelbus.types.models import (
     ModelInfo,
@@ -43,7 +45,8 @@ class ProviderPlugin:
     models_file: ClassVar[str | None] = "models.toml"  # next to the subclass's module
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
     docs_url: ClassVar[str | None] = None
-    unlisted_model: ClassVar[dict[str, Any] | None] = None  # template row for ids not in the table
+    unlisted_model: ClassVar[dict[str, Any] | None] = None  # template row for chat ids not in the table
+    unlisted_embedding_model: ClassVar[dict[str, Any] | None] = None  # the same for embedding ids
 
     # auth style: a header with a prefix, or a query parameter
     auth_header: ClassVar[str] = "Authorization"
@@ -75,14 +78,16 @@ class ProviderPlugin:
                 for region, (url, jurisdiction) in self.regions.items()
             },
             models=self.model_table(),
-            unlisted_model=(
-                ModelInfo.model_validate({"provider": self.name, "id": "*", **self.unlisted_model})
-                if self.unlisted_model is not None
-                else None
-            ),
+            unlisted_model=self._template(self.unlisted_model, "chat"),
+            unlisted_embedding_model=self._template(self.unlisted_embedding_model, "embedding"),
             docs_url=self.docs_url,
             settings_model=self.settings_model,
         )
+
+    def _template(self, row: dict[str, Any] | None, kind: str) -> ModelInfo | None:
+        if row is None:
+            return None
+        return ModelInfo.model_validate({"provider": self.name, "id": "*", "kind": kind, **row})
 
     # -- overridable steps ---------------------------------------------------------------------
 
@@ -131,6 +136,16 @@ class ProviderPlugin:
         return None
 
     def health_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
+        return None
+
+    def price_usage(
+        self, model: ModelInfo, usage: Usage, fx_rates: Mapping[str, Decimal]
+    ) -> CostBreakdown | None:
+        """``None`` falls back to the core's pricing from the model table (tiers and regions included)."""
+        return None
+
+    def health_response(self, response: HttpResponse) -> ModelbusError | None:
+        """An error hidden in a 2xx health answer (``None``: healthy)."""
         return None
 
     def list_models_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
@@ -199,6 +214,16 @@ class ProviderPlugin:
         self, provider: str, settings: ProviderSettings, base_url: str
     ) -> HttpRequest | None:
         return self.health_request(settings, base_url) if provider == self.name else None
+
+    @hookimpl
+    def modelbus_price_usage(
+        self, provider: str, model: ModelInfo, usage: Usage, fx_rates: Mapping[str, Decimal]
+    ) -> CostBreakdown | None:
+        return self.price_usage(model, usage, fx_rates) if provider == self.name else None
+
+    @hookimpl
+    def modelbus_health_response(self, provider: str, response: HttpResponse) -> ModelbusError | None:
+        return self.health_response(response) if provider == self.name else None
 
     @hookimpl
     def modelbus_list_models_request(

@@ -102,7 +102,7 @@ class OpenAICompatibleProvider(ProviderPlugin):
 
     def message_to_wire(self, message: Message) -> dict[str, Any]:
         """One canonical message as the provider expects it in ``messages``."""
-        wire = message.to_wire()
+        wire = message.to_wire(exclude={"is_error"})
         if isinstance(message, AssistantMessage):
             wire.pop("reasoning_signature", None)
             reasoning = wire.pop("reasoning_content", None)
@@ -180,7 +180,9 @@ class OpenAICompatibleProvider(ProviderPlugin):
             prompt,
             completion,
             cached=cached,
-            cache_creation=prompt_details.get("cache_write_tokens") or 0,
+            cache_creation=prompt_details.get("cache_write_tokens")
+            or prompt_details.get("cache_creation_input_tokens")
+            or 0,
             reasoning=completion_details.get("reasoning_tokens") or 0,
             total=raw.get("total_tokens") or prompt + completion,
         )
@@ -232,11 +234,14 @@ class OpenAICompatibleProvider(ProviderPlugin):
         choices = []
         for position, raw in enumerate(data["choices"]):
             native = raw.get("finish_reason")
+            message = self.parse_message(raw.get("message") or {})
             choices.append(
                 Choice(
                     index=raw.get("index", position),
-                    message=self.parse_message(raw.get("message") or {}),
-                    finish_reason=self.finish_reason(native),
+                    message=message,
+                    # a complete response that names no reason (Spark) stopped, or stopped to call tools
+                    finish_reason=self.finish_reason(native)
+                    or ("tool_calls" if message.tool_calls else "stop"),
                     native_finish_reason=native,
                 )
             )
@@ -392,6 +397,17 @@ class OpenAICompatibleProvider(ProviderPlugin):
             ),
             provider=self.name,
         )
+
+    def health_response(self, response: HttpResponse) -> ModelbusError | None:
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            return None  # a non-JSON 2xx (some servers answer plain text) still proves reachability
+        try:
+            self.check_envelope(data, response, None)
+        except ModelbusError as error:
+            return error
+        return None
 
     def health_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
         if not self.models_path:

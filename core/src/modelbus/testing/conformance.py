@@ -159,7 +159,7 @@ class ProviderConformanceTests:
                 self._check_response(sample, response)
         finally:
             client.close()
-        if sample.kind != "health":
+        if sample.kind not in ("health", "models"):
             self._check_request(sample, upstream)
 
     def _chat(self, client: Client, sample: WireSample) -> ChatResponse:
@@ -200,6 +200,8 @@ class ProviderConformanceTests:
             assert expect.content_contains in (message.content or "")
         if expect.reasoning_content is not None:
             assert message.reasoning_content == expect.reasoning_content
+        if expect.reasoning_signature is not None:
+            assert message.reasoning_signature == expect.reasoning_signature
         if expect.finish_reason is not None:
             assert response.choices[0].finish_reason == expect.finish_reason
         if expect.tool_calls is not None:

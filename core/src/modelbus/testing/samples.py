@@ -119,6 +119,7 @@ class Expectation(_Model):
     content: str | None = None
     content_contains: str | None = None
     reasoning_content: str | None = None
+    reasoning_signature: str | None = None
     finish_reason: str | None = None
     tool_calls: list[ExpectedToolCall] | None = None
     usage: ExpectedUsage | None = None
@@ -127,6 +128,7 @@ class Expectation(_Model):
     embeddings: int | None = Field(default=None, description="Number of vectors.")
     dimensions: int | None = None
     healthy: bool | None = None
+    model_ids: list[str] | None = Field(default=None, description="kind 'models': ids listed live.")
 
 
 SampleKind = Literal["chat", "chat_stream", "embedding", "health", "models"]

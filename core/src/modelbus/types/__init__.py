@@ -42,6 +42,7 @@ from modelbus.types.chat import (
     UserMessage,
     accumulate,
     content_text,
+    response_chunks,
 )
 from modelbus.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 from modelbus.types.models import (
@@ -111,4 +112,5 @@ __all__ = [
     "accumulate",
     "content_text",
     "load_model_table",
+    "response_chunks",
 ]

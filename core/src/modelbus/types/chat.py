@@ -110,6 +110,7 @@ class ToolMessage(WireModel):
     tool_call_id: str
     content: str | list[TextPart]
     name: str | None = None
+    is_error: bool | None = Field(default=None, description="The tool failed (providers that can say so).")
 
 
 Message = Annotated[
@@ -207,7 +208,7 @@ class StreamOptions(WireModel):
     include_usage: bool | None = None
 
 
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class ChatRequest(WireModel):
@@ -621,6 +622,60 @@ class ChunkAccumulator:
             cost_breakdown=self.cost_breakdown,
             route=self.route,
         )
+
+
+def response_chunks(response: ChatResponse) -> list[ChatChunk]:
+    """A complete response as the stream of chunks that accumulates back into it (usage chunk last)."""
+    common = {
+        "id": response.id,
+        "created": response.created,
+        "model": response.model,
+        "system_fingerprint": response.system_fingerprint,
+        "provider": response.provider,
+    }
+    chunks = []
+    for choice in response.choices:
+        message = choice.message
+        delta: dict[str, Any] = {"role": "assistant"}
+        for key in ("content", "reasoning_content", "reasoning_signature", "refusal"):
+            if getattr(message, key):
+                delta[key] = getattr(message, key)
+        if message.tool_calls:
+            delta["tool_calls"] = [
+                {
+                    "index": position,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+                for position, call in enumerate(message.tool_calls)
+            ]
+        chunks.append(
+            ChatChunk.model_validate(
+                {
+                    **common,
+                    "choices": [
+                        {
+                            "index": choice.index,
+                            "delta": delta,
+                            "finish_reason": choice.finish_reason,
+                            "native_finish_reason": choice.native_finish_reason,
+                        }
+                    ],
+                }
+            )
+        )
+    chunks.append(
+        ChatChunk.model_validate(
+            {
+                **common,
+                "usage": response.usage,
+                "cost": response.cost,
+                "cost_breakdown": response.cost_breakdown,
+            }
+        )
+    )
+    return chunks
 
 
 def accumulate(chunks: list[ChatChunk]) -> ChatResponse:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, JsonValue, SecretStr, field_validator, model_validator
 
 from modelbus.types.base import WireModel
 
@@ -24,6 +24,17 @@ Capability = Literal[
 ALL_CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 
 
+class PriceTier(WireModel):
+    """Prices that apply instead of the base ones when the prompt is longer than ``above_prompt_tokens``."""
+
+    above_prompt_tokens: int = Field(ge=0)
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
+    reasoning_output: Decimal | None = Field(default=None, ge=0)
+
+
 class ModelPrice(WireModel):
     """Prices per one million tokens, in the provider's own currency, with where and when they were read."""
 
@@ -32,8 +43,22 @@ class ModelPrice(WireModel):
     output: Decimal = Field(default=Decimal(0), ge=0)
     cached_input: Decimal | None = Field(default=None, ge=0, description="Cache-hit input price.")
     cache_write: Decimal | None = Field(default=None, ge=0, description="Cache-write input price.")
+    reasoning_output: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="Price of reasoning (thinking) output tokens when it differs from output.",
+    )
     as_of: date
     source: str = Field(pattern=r"^https?://", description="The page the price was read from.")
+    tiers: list[PriceTier] = Field(default_factory=list, description="Long-context tiers, ascending.")
+
+    def for_prompt(self, prompt_tokens: int) -> ModelPrice | PriceTier:
+        """The price that applies to a prompt of this length (the highest tier it passes, else the base)."""
+        chosen: ModelPrice | PriceTier = self
+        for tier in sorted(self.tiers, key=lambda t: t.above_prompt_tokens):
+            if prompt_tokens > tier.above_prompt_tokens:
+                chosen = tier
+        return chosen
 
     @property
     def is_free(self) -> bool:
@@ -54,11 +79,18 @@ class ModelInfo(WireModel):
     capabilities: frozenset[Capability] = frozenset()
     quality_tier: int = Field(default=2, ge=1, le=5, description="1 = basic ... 5 = frontier.")
     price: ModelPrice | None = None
+    regional_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices that replace `price` when the provider is used in that region.",
+    )
     aliases: list[str] = Field(default_factory=list)
     unsupported_params: frozenset[str] = frozenset()
     embedding_dimensions: int | None = None
     deprecated: str | None = None
     description: str | None = None
+    quirks: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Provider-specific facts about this model, read by its plugin."
+    )
 
     @property
     def full_id(self) -> str:
@@ -122,6 +154,9 @@ class ProviderInfo(WireModel):
         description="Template for model ids missing from the table (e.g. Ollama's local models); "
         "None means unknown ids are an error.",
     )
+    unlisted_embedding_model: ModelInfo | None = Field(
+        default=None, description="Template for embedding model ids missing from the table."
+    )
     docs_url: str | None = None
     settings_model: type[ProviderSettings] = ProviderSettings
 
@@ -148,7 +183,8 @@ def load_model_table(path: str | Path, *, provider: str) -> list[ModelInfo]:
     """Read a ``models.toml`` model table.
 
     Layout: an optional ``[price_defaults]`` table (currency, as_of, source) inherited by every
-    ``[[models]]`` entry's ``price``; ``capabilities`` is a list of capability names.
+    ``[[models]]`` entry's ``price`` and ``regional_prices.<region>``; ``capabilities`` is a list of
+    capability names; ``price.tiers`` lists long-context tiers (``above_prompt_tokens``, prices).
     """
     path = Path(path)
     with path.open("rb") as handle:
@@ -159,6 +195,10 @@ def load_model_table(path: str | Path, *, provider: str) -> list[ModelInfo]:
         row = dict(row)
         if "price" in row:
             row["price"] = {**defaults, **row["price"]}
+        if "regional_prices" in row:
+            row["regional_prices"] = {
+                region: {**defaults, **price} for region, price in row["regional_prices"].items()
+            }
         try:
             models.append(ModelInfo.model_validate({"provider": provider, **row}))
         except ValueError as exc:

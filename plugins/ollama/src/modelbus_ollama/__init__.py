@@ -72,6 +72,11 @@ class Ollama(OpenAICompatibleProvider):
         "price": PRICE,
         "description": "a model pulled on the Ollama server (not in the static table)",
     }
+    unlisted_embedding_model: ClassVar[dict[str, Any] | None] = {
+        "context_window": 8192,
+        "price": PRICE,
+        "description": "an embedding model pulled on the Ollama server (not in the static table)",
+    }
 
     chat_path: ClassVar[str] = "/v1/chat/completions"
     embeddings_path: ClassVar[str | None] = "/v1/embeddings"
