@@ -35,7 +35,9 @@ def litellm_python() -> str | None:
     if not python.exists():
         print("# installing litellm into bench/.venv-litellm (first run only) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        result = subprocess.run([str(python), "-m", "pip", "install", "-q", "litellm"], capture_output=True, text=True)
+        result = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "litellm"], capture_output=True, text=True
+        )
         if result.returncode != 0:
             print(f"# could not install litellm: {result.stderr.strip()[-300:]}")
             return None
@@ -43,7 +45,9 @@ def litellm_python() -> str | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--no-litellm", action="store_true")
     args = parser.parse_args()
@@ -65,8 +69,10 @@ def main() -> None:
     if litellm:
         rows.append(("import litellm", litellm, "import litellm"))
 
-    print(f"# cold start, median of {args.runs} fresh interpreters; {len(plugins)} modelbus plugins installed: "
-          f"{', '.join(plugins)}")
+    print(
+        f"# cold start, median of {args.runs} fresh interpreters; {len(plugins)} modelbus plugins installed: "
+        f"{', '.join(plugins)}"
+    )
     results = {}
     for label, interpreter, code in rows:
         results[label] = timed(interpreter, code, args.runs)

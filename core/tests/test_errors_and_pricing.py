@@ -162,3 +162,8 @@ def test_reasoning_tokens_at_their_own_price() -> None:
     thinking = price(input="0.8", output="2", reasoning_output="8")
     cost = compute_cost(Usage.of(0, 1_000_000, reasoning=250_000), thinking, {})
     assert cost.output == Decimal("1.5") + Decimal("2")  # 750k at $2/M + 250k at $8/M
+
+
+def test_safety_settings_complaints_are_not_content_filtering() -> None:
+    assert class_for_status(400, "Invalid value at 'safetySettings[0].category'") is BadRequestError
+    assert class_for_status(400, "The response was blocked for safety reasons") is ContentFilteredError

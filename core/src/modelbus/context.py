@@ -38,8 +38,10 @@ class StreamState:
     """What a provider's stream normalizer keeps between events of one stream.
 
     A normalizer sets ``done`` when the provider's end-of-stream marker arrives (``[DONE]``,
-    ``message_stop``, a final candidate). A stream whose connection closes before ``done`` is
-    reported as :class:`~modelbus.errors.StreamInterruptedError`. ``scratch`` is the provider's own.
+    ``message_stop``): later events are ignored. For protocols that end at connection close (Gemini),
+    it sets ``may_end`` instead once the stream is complete enough to end, and later events (a
+    trailing usage record) are still read. A connection that closes before either is reported as
+    :class:`~modelbus.errors.StreamInterruptedError`. ``scratch`` is the provider's own.
     """
 
     provider: str
@@ -49,6 +51,7 @@ class StreamState:
     created: int = field(default_factory=lambda: int(time.time()))
     model_name: str = ""
     done: bool = False
+    may_end: bool = False
     usage: Usage | None = None
     scratch: dict[str, Any] = field(default_factory=dict)
 

@@ -28,7 +28,11 @@ _CONTEXT_LENGTH = re.compile(
     r"|token length too long|exceeded model token limit",
     re.IGNORECASE,
 )
-_CONTENT_FILTER = re.compile(r"content[_ ]?(policy|filter|management)|safety|sensitive|inappropriate", re.I)
+_CONTENT_FILTER = re.compile(
+    r"content[_ ]?(policy|filter|management)|safety (policy|system|filter|reason)|blocked (for|by) safety"
+    r"|\bunsafe\b|sensitive|inappropriate",
+    re.I,
+)
 
 STATUS_ERRORS: dict[int, type[ModelbusError]] = {
     400: BadRequestError,

@@ -71,7 +71,7 @@ class StreamProcessor:
         out: list[ChatChunk] = []
         for event in self._decoder.flush():
             out.extend(self._event(event))
-        if not self.state.done:
+        if not (self.state.done or self.state.may_end):
             raise self.call.redacted(
                 StreamInterruptedError("the upstream stream ended before its end-of-stream marker")
             )

@@ -56,6 +56,7 @@ class Embedding(WireModel):
 class EmbeddingUsage(WireModel):
     prompt_tokens: int = 0
     total_tokens: int = 0
+    estimated: bool = Field(default=False, description="True when counted locally: the provider sent none.")
 
 
 class EmbeddingResponse(WireModel):
@@ -73,4 +74,13 @@ class EmbeddingResponse(WireModel):
         return [item.embedding for item in sorted(self.data, key=lambda item: item.index)]
 
     def to_openai(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"provider", "cost", "cost_breakdown", "route"})
+        return self.model_dump(
+            mode="json",
+            exclude={
+                "provider": True,
+                "cost": True,
+                "cost_breakdown": True,
+                "route": True,
+                "usage": {"estimated"},
+            },
+        )
