@@ -505,3 +505,25 @@ def test_a_stream_without_finish_reason_gets_one_inferred(upstream: FakeUpstream
     assert response.choices[0].finish_reason == "stop"
     assert response.usage is not None
     assert response.usage.estimated  # the server sent no usage: counted locally, and said so
+
+
+def test_configured_fallbacks_fail_over_on_retryable_errors(upstream: FakeUpstream) -> None:
+    client = Client(
+        plugins=[acme_plugin],
+        load_entrypoints=False,
+        max_retries=0,
+        config={"fallbacks": {"acme/acme-chat": ["acme/acme-mini"]}},
+        providers={"acme": {"api_key": KEY, "base_url": upstream.url}},
+    )
+    upstream.fail(503)
+    response = client.chat("acme/acme-chat", "hi")
+    assert response.route is not None
+    assert response.route.policy == "fallback"
+    assert [(a.deployment, a.outcome) for a in response.route.attempts] == [
+        ("acme/acme-chat", "error"),
+        ("acme/acme-mini", "ok"),
+    ]
+    assert upstream.requests[-1].json["model"] == "acme-mini"
+    upstream.fail(400, body={"error": {"message": "bad"}})
+    with pytest.raises(BadRequestError):  # not retryable: no failover
+        client.chat("acme/acme-chat", "hi")

@@ -199,7 +199,13 @@ class _BaseClient:
         from modelbus.routing import RoutePlan
 
         kind = "embedding" if type(request).__name__ == "EmbeddingRequest" else "chat"
-        model = self.runtime.registry.resolve(request.model, kind=kind)
+        registry = self.runtime.registry
+        model = registry.resolve(request.model, kind=kind)
+        fallbacks = self.runtime.config.fallbacks
+        chain = fallbacks.get(request.model) or fallbacks.get(model.full_id)
+        if chain:
+            deployments = [model, *(registry.resolve(name, kind=kind) for name in chain)]
+            return RoutePlan.fallback_chain(request.model, [self.runtime.deployment(m) for m in deployments])
         return RoutePlan.direct(request.model, self.runtime.deployment(model))
 
     def _before_call(self, request: ChatRequest | EmbeddingRequest, context: CallContext) -> Any:
@@ -282,11 +288,18 @@ class Client(_BaseClient):
 
         ``params`` are :class:`~modelbus.types.ChatRequest` fields (``tools``, ``temperature``,
         ``max_tokens``, ``extra`` ...)."""
+        request = self._chat_request(model, messages, stream, params)
+        return self.send_chat(request, timeout=timeout)
+
+    def send_chat(
+        self, request: ChatRequest, *, timeout: float | None = None, context: CallContext | None = None
+    ) -> ChatResponse | Stream:
+        """Send an already-built :class:`ChatRequest` (``request.stream`` picks the return type)."""
         from modelbus.routing import AttemptLoop
         from modelbus.streaming import Stream
 
-        request = self._chat_request(model, messages, stream, params)
-        context = self._context(request)
+        stream = request.stream
+        context = context or self._context(request)
         if not stream:
             cached = self._before_call(request, context)
             if cached is not None:
@@ -314,6 +327,7 @@ class Client(_BaseClient):
             loop.begin()
             try:
                 call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                loop.plan.route.dropped_params = call.dropped
                 http = self.pool.send(call.http_request(), provider=call.provider, read=_read(loop))
                 response = call.parse(http)
                 loop.succeeded()
@@ -337,6 +351,7 @@ class Client(_BaseClient):
                 held: list[ChatChunk] = []  # chunks before the first token: failover stays invisible
                 try:
                     call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                    loop.plan.route.dropped_params = call.dropped
                     upstream = self.pool.open(
                         call.http_request(), provider=call.provider, read=_read(loop), deadline=loop.deadline
                     )
@@ -385,15 +400,22 @@ class Client(_BaseClient):
         **params: Any,
     ) -> EmbeddingResponse:
         """Embeddings for one text or a list of texts."""
-        from modelbus.calls import EmbeddingCall
-        from modelbus.routing import AttemptLoop
         from modelbus.types.embeddings import EmbeddingRequest
         from modelbus.validation import parse_model
 
         request = parse_model(
             EmbeddingRequest, {"model": model or "", "input": input, **params}, what="embeddings request"
         )
-        context = self._context(request)
+        return self.send_embeddings(request, timeout=timeout)
+
+    def send_embeddings(
+        self, request: EmbeddingRequest, *, timeout: float | None = None, context: CallContext | None = None
+    ) -> EmbeddingResponse:
+        """Send an already-built :class:`EmbeddingRequest`."""
+        from modelbus.calls import EmbeddingCall
+        from modelbus.routing import AttemptLoop
+
+        context = context or self._context(request)
         cached = self._before_call(request, context)
         if cached is not None:
             return cached
@@ -492,11 +514,18 @@ class AsyncClient(_BaseClient):
         timeout: float | None = None,
         **params: Any,
     ) -> ChatResponse | AsyncStream:
+        request = self._chat_request(model, messages, stream, params)
+        return await self.send_chat(request, timeout=timeout)
+
+    async def send_chat(
+        self, request: ChatRequest, *, timeout: float | None = None, context: CallContext | None = None
+    ) -> ChatResponse | AsyncStream:
+        """Send an already-built :class:`ChatRequest` (``request.stream`` picks the return type)."""
         from modelbus.routing import AttemptLoop
         from modelbus.streaming import AsyncStream
 
-        request = self._chat_request(model, messages, stream, params)
-        context = self._context(request)
+        stream = request.stream
+        context = context or self._context(request)
         if not stream:
             cached = self._before_call(request, context)
             if cached is not None:
@@ -526,6 +555,7 @@ class AsyncClient(_BaseClient):
             loop.begin()
             try:
                 call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                loop.plan.route.dropped_params = call.dropped
                 http = await self.pool.asend(call.http_request(), provider=call.provider, read=_read(loop))
                 response = call.parse(http)
                 loop.succeeded()
@@ -551,6 +581,7 @@ class AsyncClient(_BaseClient):
                 held: list[ChatChunk] = []
                 try:
                     call = ChatCall(self.runtime, loop.deployment, request, compat=self.compat)
+                    loop.plan.route.dropped_params = call.dropped
                     upstream = await self.pool.aopen(
                         call.http_request(), provider=call.provider, read=_read(loop), deadline=loop.deadline
                     )
@@ -599,17 +630,23 @@ class AsyncClient(_BaseClient):
         timeout: float | None = None,
         **params: Any,
     ) -> EmbeddingResponse:
-        import asyncio
-
-        from modelbus.calls import EmbeddingCall
-        from modelbus.routing import AttemptLoop
         from modelbus.types.embeddings import EmbeddingRequest
         from modelbus.validation import parse_model
 
         request = parse_model(
             EmbeddingRequest, {"model": model or "", "input": input, **params}, what="embeddings request"
         )
-        context = self._context(request)
+        return await self.send_embeddings(request, timeout=timeout)
+
+    async def send_embeddings(
+        self, request: EmbeddingRequest, *, timeout: float | None = None, context: CallContext | None = None
+    ) -> EmbeddingResponse:
+        import asyncio
+
+        from modelbus.calls import EmbeddingCall
+        from modelbus.routing import AttemptLoop
+
+        context = context or self._context(request)
         cached = self._before_call(request, context)
         if cached is not None:
             return cached

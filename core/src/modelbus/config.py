@@ -52,6 +52,9 @@ class PricingConfig(_Section):
 class ModelbusConfig(_Section):
     default_model: str | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict, description="Model id or alias -> ids tried in order when it fails (retryable)."
+    )
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Extra model table rows or overrides, keyed 'provider/model'."

@@ -42,6 +42,19 @@ class RoutePlan:
             ),
         )
 
+    @classmethod
+    def fallback_chain(cls, requested: str, deployments: list[Deployment]) -> RoutePlan:
+        return cls(
+            candidates=deployments,
+            route=RouteInfo(
+                requested=requested,
+                resolved=deployments[0].id,
+                policy="fallback",
+                reason=f"configured fallbacks for {requested}: tried in order on retryable errors",
+                candidates=[Candidate(deployment=d.id) for d in deployments],
+            ),
+        )
+
 
 @dataclass
 class AttemptLoop:

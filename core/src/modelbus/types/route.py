@@ -34,6 +34,9 @@ class RouteInfo(WireModel):
     reason: str = ""
     candidates: list[Candidate] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
+    dropped_params: list[str] = Field(
+        default_factory=list, description="Parameters the serving model lacks, dropped (compat='drop')."
+    )
 
     def summary(self) -> str:
         """A one-line form for headers and logs."""
