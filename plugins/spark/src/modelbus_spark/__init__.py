@@ -7,8 +7,9 @@ error-code tables. What differs from OpenAI, and where it is handled:
 * responses carry an envelope ``{"code": 0, "message": "Success", "sid": ...}``; a business error can come
   back with HTTP 200 and ``code != 0``, in a body or in a stream event (``check_envelope``,
   ``check_stream_envelope``), also as ``{"code", "msg", "Sid"}`` -- all mapped by code (``error_codes``);
-* documented responses carry no ``finish_reason`` (and non-streamed ones no ``id``): ``tool_calls`` is
-  inferred when the reply calls tools, else ``stop`` (``normalize_response``, ``normalize_stream_event``);
+* documented responses carry no ``finish_reason`` (and non-streamed ones no ``id``): the core infers
+  ``tool_calls`` when the reply calls tools, else ``stop``; the ``sid`` becomes the id
+  (``normalize_response``);
 * tool calls come back as OpenAI ``tool_calls`` arrays only with ``"tool_calls_switch": true``, sent whenever
   tools are (``request_body``); function names are limited to 32 characters;
 * ``data:`` lines have no space after the colon (the core's SSE decoder accepts both);
@@ -39,8 +40,7 @@ from modelbus.errors import (
 )
 from modelbus.http import HttpRequest, HttpResponse, join_url
 from modelbus.providers import OpenAICompatibleProvider
-from modelbus.sse import ServerSentEvent
-from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse
+from modelbus.types.chat import ChatRequest, ChatResponse
 from modelbus.types.models import ModelInfo, ProviderSettings
 
 __all__ = ["MAX_FUNCTION_NAME", "Spark", "SparkSettings", "plugin"]
@@ -171,33 +171,18 @@ class Spark(OpenAICompatibleProvider):
             error.request_id = body.get("sid") or body.get("Sid")  # Spark's request id
         return error
 
-    # -- missing finish_reason and id --------------------------------------------------------------
-    # TODO(core): an ``inferred_finish_reason`` step in OpenAICompatibleProvider (used when a response or a
-    # finished stream carries no finish_reason) would replace both overrides below.
+    # -- missing id ------------------------------------------------------------------------------------
+    # A missing finish_reason needs nothing here: the core infers ``tool_calls`` / ``stop`` for complete
+    # responses and streams that name none.
 
     def normalize_response(
         self, response: HttpResponse, request: ChatRequest, model: ModelInfo
     ) -> ChatResponse:
         result = super().normalize_response(response, request, model)
-        for choice in result.choices:
-            if choice.finish_reason is None:
-                choice.finish_reason = "tool_calls" if choice.message.tool_calls else "stop"
         data = response.json(provider=self.name)
         if not data.get("id") and data.get("sid"):
-            result.id = data["sid"]
+            result.id = data["sid"]  # non-streamed answers carry only Spark's request id
         return result
-
-    def normalize_stream_event(self, event: ServerSentEvent, state: StreamState) -> list[ChatChunk]:
-        chunks = super().normalize_stream_event(event, state)
-        seen = state.scratch
-        for chunk in chunks:
-            for choice in chunk.choices:
-                seen["finished"] = seen.get("finished") or choice.finish_reason is not None
-                seen["tool_calls"] = seen.get("tool_calls") or bool(choice.delta.tool_calls)
-        if state.done and not seen.get("finished"):
-            seen["finished"] = True
-            chunks.append(state.chunk(finish_reason="tool_calls" if seen.get("tool_calls") else "stop"))
-        return chunks
 
     # -- health ------------------------------------------------------------------------------------
 
