@@ -7,6 +7,7 @@ mocked.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -214,10 +215,45 @@ def test_cached_tokens_non_stream(upstream: FakeUpstream) -> None:
             }
         )
     )
-    with make_client(upstream) as client:
+    with make_client(upstream, settings={"region": "intl"}) as client:
         response = client.chat("moonshot/kimi-k2.5", "hi")
     assert response.cost is not None
-    assert float(response.cost) == pytest.approx(0.10)  # all hits: the cache-hit price
+    assert float(response.cost) == pytest.approx(0.10)  # all hits: the USD cache-hit price
+    with make_client(upstream) as client:  # cn (the default): the CNY cache-hit price, ¥0.70
+        response = client.chat("moonshot/kimi-k2.5", "hi")
+    assert response.cost_breakdown is not None
+    assert response.cost_breakdown.price_currency == "CNY"
+    assert response.cost == Decimal("0.70") * Decimal("0.1405")
+
+
+def test_regional_prices_follow_the_region(upstream: FakeUpstream) -> None:
+    """cn calls are billed in CNY where the cn page gives a price; intl calls at the USD list price;
+    rows without a CNY figure keep the USD price in both regions."""
+    upstream.respond_with(
+        lambda _request: ResponseSpec(
+            json={
+                "id": "r1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10**6, "completion_tokens": 10**6, "total_tokens": 2 * 10**6},
+            }
+        )
+    )
+    expected = {
+        ("cn", "moonshot-v1-8k"): ("CNY", (Decimal(2) + Decimal(10)) * Decimal("0.1405")),
+        ("intl", "moonshot-v1-8k"): ("USD", Decimal("0.20") + Decimal("2.00")),
+        ("cn", "kimi-k2.6"): ("USD", Decimal("0.95") + Decimal("4.00")),
+        ("intl", "kimi-k2.6"): ("USD", Decimal("0.95") + Decimal("4.00")),
+    }
+    for (region, model), (currency, cost) in expected.items():
+        with make_client(upstream, settings={"region": region}) as client:
+            response = client.chat(f"moonshot/{model}", "hi")
+        assert response.cost_breakdown is not None
+        assert (response.cost_breakdown.price_currency, response.cost) == (currency, cost), (region, model)
 
 
 # ----------------------------------------------------------------------------------- 429s

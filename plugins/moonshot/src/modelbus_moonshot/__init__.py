@@ -27,14 +27,11 @@ Differences from OpenAI handled here or by the OpenAI-compatible base:
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from modelbus.errors import (
     AuthenticationError,
-    BadRequestError,
     ContentFilteredError,
-    ContextLengthExceededError,
     ModelbusError,
     NotFoundError,
     OverloadedError,
@@ -48,15 +45,6 @@ from modelbus.providers import OpenAICompatibleProvider
 from modelbus.types.models import ModelInfo
 
 __all__ = ["Moonshot", "plugin"]
-
-# Moonshot's wording for "the prompt (plus max tokens) does not fit the context window":
-# "Input token length too long", "Your request exceeded model token limit : {max_model_length}".
-# TODO(core): add these two phrasings to error_mapping._CONTEXT_LENGTH so that every provider's 400s
-# are refined the same way; until then the plugin refines its own BadRequestError.
-_CONTEXT_LENGTH = re.compile(r"token length too long|exceeded model token limit", re.IGNORECASE)
-# "... please try again after {time} seconds" in rate_limit_reached_error messages.
-# TODO(core): a shared "retry hint in the message" parser next to parse_retry_after would serve others.
-_RETRY_AFTER = re.compile(r"try again after (\d+(?:\.\d+)?) ?s(?:ec(?:ond)?s?)?\b", re.IGNORECASE)
 
 _KEY_HINT = (
     " (keys from platform.kimi.com / api.moonshot.cn and platform.kimi.ai / api.moonshot.ai cannot be "
@@ -100,25 +88,15 @@ class Moonshot(OpenAICompatibleProvider):
         "server_error": UpstreamServerError,
     }
     # invalid_request_error is deliberately absent: it covers both plain bad requests and
-    # context-length overflows, which the status + message refinement below tells apart.
+    # context-length overflows, which the core's status + message refinement tells apart.
 
     def error_from_body(self, response: HttpResponse, body: Any, model: ModelInfo | None) -> ModelbusError:
-        """The base mapping (by ``error.type``, then status), refined with what Moonshot puts in
-        messages: context-length overflows, the retry delay, and the region hint on 401s."""
+        """The base mapping (by ``error.type``, then status and message), plus the region hint on 401s.
+
+        The core itself turns Moonshot's context-length wording ("Input token length too long",
+        "exceeded model token limit") into ``ContextLengthExceededError`` and reads the delay of
+        "please try again after N seconds" into ``retry_after``."""
         error = super().error_from_body(response, body, model)
-        if type(error) is BadRequestError and _CONTEXT_LENGTH.search(error.message):
-            error = ContextLengthExceededError(
-                error.message,
-                provider=error.provider,
-                model=error.model,
-                status_code=error.status_code,
-                provider_code=error.provider_code,
-                request_id=error.request_id,
-            )
-        if isinstance(error, RateLimitError) and error.retry_after is None:
-            match = _RETRY_AFTER.search(error.message)
-            if match:
-                error.retry_after = float(match.group(1))
         if isinstance(error, AuthenticationError):
             error.message += _KEY_HINT
             error.args = (error.message,)
