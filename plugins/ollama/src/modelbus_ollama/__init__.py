@@ -10,8 +10,10 @@ Sources: ``ollama/ollama`` ``docs/api/openai-compatibility.mdx`` (what ``/v1`` s
   SDK habit) is accepted too.
 * No key: a local server needs none. When one is configured (a hosted Ollama behind a proxy, Ollama's
   cloud) it is sent as a bearer token.
-* Any model id works (``ollama/<name>`` for whatever is pulled); the static table only describes a few
-  documented models. ``list_models_request`` / ``parse_model_list`` read what the server has right now.
+* Any model id works (``ollama/<name>`` for whatever is pulled: the chat template, or the embedding
+  template for ``embed()``); the static table only describes a few documented models.
+  ``list_models_request`` / ``parse_model_list`` read what the server has right now
+  (``Client.list_models("ollama")``, ``modelbus models --live``).
 * Thinking text is ``message.reasoning`` / ``delta.reasoning``; it is sent back on assistant turns (the
   shim forwards it as native ``thinking``).
 * ``tool_choice`` is not supported by the shim (dropped silently): ``"none"`` is emulated by not sending
@@ -128,40 +130,32 @@ class Ollama(OpenAICompatibleProvider):
         return HttpRequest("GET", join_url(server_root(base_url), self.tags_path))
 
     def parse_model_list(self, response: HttpResponse) -> list[ModelInfo] | None:
-        """``/api/tags`` -> model rows: the static row when the model is known, else the template."""
+        """``/api/tags`` -> model rows: the static row when the model is known, else a template row."""
         data = response.json(provider=self.name)
         self.check_envelope(data, response, None)
         known = {model.id: model for model in self.provider_info.models}
-        template = self.provider_info.unlisted_model
-        if template is None:  # pragma: no cover - set on this class
-            return None
         rows = []
         for item in data.get("models") or []:
             name = item.get("model") or item.get("name")
             if not name:
                 continue
-            row = known.get(name) or known.get(name.removesuffix(":latest"))
-            if row is None:
-                row = self._row_from_tag(name, item, template)
+            row = known.get(name) or known.get(name.removesuffix(":latest")) or self._row_from_tag(name, item)
             rows.append(row.model_copy(update={"id": name}))
         return rows
 
-    def _row_from_tag(self, name: str, item: dict[str, Any], template: ModelInfo) -> ModelInfo:
+    def _row_from_tag(self, name: str, item: dict[str, Any]) -> ModelInfo:
+        """The chat or embedding template, described by the tag's family, size and quantization.
+
+        /api/tags does not say what a model can do: chat rows keep the template's permissive
+        capabilities and the server refuses what a model cannot do (e.g. 'does not support tools')."""
         details = item.get("details") or {}
         families = {details.get("family") or "", *(details.get("families") or [])}
         size = " ".join(filter(None, (details.get("parameter_size"), details.get("quantization_level"))))
         description = f"{details.get('family') or 'model'} {size}".strip()
-        if families & _EMBEDDING_FAMILIES or "embed" in name:
-            return ModelInfo(
-                provider=self.name,
-                id=name,
-                kind="embedding",
-                context_window=template.context_window,
-                price=template.price,
-                description=description,
-            )
-        # /api/tags does not say what a model can do: keep the template's permissive capabilities and
-        # let the server refuse (e.g. 'does not support tools')
+        info = self.provider_info
+        embedding = families & _EMBEDDING_FAMILIES or "embed" in name
+        template = info.unlisted_embedding_model if embedding else info.unlisted_model
+        assert template is not None  # both are set on this class
         return template.model_copy(update={"id": name, "description": description})
 
 
