@@ -206,6 +206,30 @@ def test_reasoner_drops_ignored_sampling_params_in_drop_mode(upstream: FakeUpstr
     assert "top_p" not in body
 
 
+def test_reasoner_refuses_logprobs_passed_in_extra(upstream: FakeUpstream) -> None:
+    """logprobs/top_logprobs reach the body only through ``extra``; the row's unsupported_params still
+    apply to them: refused in strict mode, dropped in drop mode."""
+    upstream.respond_with(openai_chat_responder("ok"))
+    with make_client(upstream) as client, pytest.raises(UnsupportedFeatureError) as error:
+        client.chat("deepseek/deepseek-reasoner", "hi", extra={"logprobs": True, "top_logprobs": 2})
+    assert error.value.param == "logprobs"
+    assert not upstream.requests
+    with make_client(upstream, compat="drop") as client:
+        client.chat(
+            "deepseek/deepseek-reasoner", "hi", extra={"logprobs": True, "thinking": {"type": "enabled"}}
+        )
+    body = upstream.requests[-1].json
+    assert "logprobs" not in body
+    assert body["thinking"] == {"type": "enabled"}
+
+
+def test_reasoning_effort_max_is_sent_as_is(upstream: FakeUpstream) -> None:
+    upstream.respond_with(openai_chat_responder("ok"))
+    with make_client(upstream) as client:
+        client.chat("deepseek/deepseek-v4-pro", "hi", reasoning_effort="max")
+    assert upstream.requests[-1].json["reasoning_effort"] == "max"
+
+
 def test_non_thinking_model_keeps_sampling_params(upstream: FakeUpstream) -> None:
     upstream.respond_with(openai_chat_responder("ok"))
     with make_client(upstream) as client:

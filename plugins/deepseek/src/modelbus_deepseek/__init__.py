@@ -66,8 +66,9 @@ class DeepSeek(OpenAICompatibleProvider):
     send_reasoning_history = False
 
     # TODO(core): the replay rule needs the whole conversation, but OpenAICompatibleProvider only
-    # offers the per-message ``message_to_wire``. A ``messages_to_wire(messages)`` step (defaulting to
-    # mapping ``message_to_wire``) would let this be a small override instead of a pass over the body.
+    # offers the per-message ``message_to_wire`` (core 52c50bc has no ``messages_to_wire`` yet). A
+    # ``messages_to_wire(messages)`` step (defaulting to mapping ``message_to_wire``) would let this be a
+    # small override instead of a pass over the body.
     def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
         """The base body, with ``reasoning_content`` put back on the assistant messages of user turns
         that called tools (and only there: the base strips it everywhere)."""
