@@ -16,7 +16,9 @@ class EmbeddingRequest(WireModel):
     model: str = Field(min_length=1)
     input: list[str] = Field(min_length=1)
     dimensions: int | None = Field(default=None, ge=1)
-    encoding_format: Literal["float"] | None = None
+    encoding_format: Literal["float", "base64"] | None = Field(
+        default=None, description="How vectors are returned; upstream calls always use floats."
+    )
     input_type: Literal["query", "document"] | None = Field(
         default=None, description="What the texts are for retrieval models that embed them differently."
     )
@@ -73,8 +75,9 @@ class EmbeddingResponse(WireModel):
     def vectors(self) -> list[list[float]]:
         return [item.embedding for item in sorted(self.data, key=lambda item: item.index)]
 
-    def to_openai(self) -> dict[str, Any]:
-        return self.model_dump(
+    def to_openai(self, encoding_format: str | None = None) -> dict[str, Any]:
+        """The OpenAI body; with ``encoding_format="base64"`` vectors are little-endian float32, base64."""
+        body = self.model_dump(
             mode="json",
             exclude={
                 "provider": True,
@@ -84,3 +87,11 @@ class EmbeddingResponse(WireModel):
                 "usage": {"estimated"},
             },
         )
+        if encoding_format == "base64":
+            import base64
+            import struct
+
+            for item in body["data"]:
+                vector = item["embedding"]
+                item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return body

@@ -1,0 +1,132 @@
+"""The gateway's tables (SQLAlchemy Core) and the migration runner (Alembic).
+
+SQLite by default, PostgreSQL by URL. Money is stored as NUMERIC(20, 10) (exact decimals). Every
+statement is built with SQLAlchemy's expression language: parameters are always bound, never
+formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+MONEY = sa.Numeric(20, 10, asdecimal=True)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("budget_usd", MONEY, nullable=True),
+    sa.Column("budget_period", sa.String(16), nullable=False, server_default="monthly"),
+    sa.Column("rpm", sa.Integer, nullable=True),
+    sa.Column("tpm", sa.Integer, nullable=True),
+    sa.Column("models", sa.JSON, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+keys = sa.Table(
+    "keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("team", sa.String(64), sa.ForeignKey("teams.name"), nullable=True, index=True),
+    sa.Column("name", sa.String(128), nullable=True),
+    sa.Column("models", sa.JSON, nullable=True),
+    sa.Column("rpm", sa.Integer, nullable=True),
+    sa.Column("tpm", sa.Integer, nullable=True),
+    sa.Column("budget_usd", MONEY, nullable=True),
+    sa.Column("budget_period", sa.String(16), nullable=False, server_default="monthly"),
+    sa.Column("log_content", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+wallets = sa.Table(
+    "wallets",
+    metadata,
+    sa.Column("team", sa.String(64), sa.ForeignKey("teams.name"), primary_key=True),
+    sa.Column("balance_usd", MONEY, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+wallet_entries = sa.Table(
+    "wallet_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team", sa.String(64), nullable=False, index=True),
+    sa.Column("amount_usd", MONEY, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),  # topup, adjustment
+    sa.Column("note", sa.String(256), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("request_id", sa.String(40), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True, index=True),
+    sa.Column("team", sa.String(64), nullable=True, index=True),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("requested_model", sa.String(256), nullable=False),
+    sa.Column("resolved_model", sa.String(256), nullable=True),
+    sa.Column("provider", sa.String(64), nullable=True),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, ok, error, cancelled, interrupted
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cached_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cache_creation_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("usage_estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("cost_usd", MONEY, nullable=False, server_default="0"),
+    sa.Column("reserved_usd", MONEY, nullable=False, server_default="0"),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("route", sa.JSON, nullable=True),
+)
+
+sa.Index("ix_ledger_team_created", ledger.c.team, ledger.c.created_at)
+sa.Index("ix_ledger_status", ledger.c.status)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings the gateway relies on (SQLite: WAL, a busy timeout, NORMAL sync)."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection, _record):  # type: ignore[no-untyped-def]
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes (kill -9)
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest revision (idempotent; run at start-up and by `modelbus db upgrade`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

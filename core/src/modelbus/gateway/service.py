@@ -1,0 +1,525 @@
+"""What the gateway does for one request, from key to ledger row.
+
+    authenticate key -> validate body -> model allowed? -> rate limits -> reserve worst-case cost
+      -> ledger row (pending) -> upstream through modelbus.AsyncClient (retries, fallbacks, metering)
+      -> settle: ledger row + wallet debit, durable before the last byte goes out -> metrics, log, span
+
+Every failure ends as OpenAI's error body with the right status; every request that got past
+authentication is in the ledger exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from modelbus.client import AsyncClient
+from modelbus.context import CallContext, new_request_id
+from modelbus.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ModelbusError,
+    PermissionDeniedError,
+)
+from modelbus.gateway.billing import worst_case_cost
+from modelbus.gateway.errors import InvalidKeyError, ModelNotAllowedError
+from modelbus.gateway.keys import KeyRecord, TeamRecord, secret_matches, split_key
+from modelbus.gateway.logs import ACCESS
+from modelbus.gateway.metrics import Metrics
+from modelbus.gateway.settings import GatewaySettings
+from modelbus.gateway.state import Budget, Reservation, SharedState, period_start
+from modelbus.gateway.store import LedgerWriter, Store
+from modelbus.gateway.telemetry import Telemetry
+from modelbus.streaming import AsyncStream
+from modelbus.tokens import estimate_prompt_tokens, estimate_tokens
+from modelbus.types.chat import ChatRequest, ChatResponse, Usage
+from modelbus.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from modelbus.types.models import ModelInfo
+from modelbus.validation import describe_validation_error
+
+logger = logging.getLogger("modelbus.gateway")
+FORBIDDEN_BODY_KEYS = frozenset({"api_base", "base_url", "api_key", "organization", "custom_llm_provider"})
+KEY_CACHE_SECONDS = 5.0  # CLI revocations reach a running gateway within this time
+
+
+@dataclass
+class Caller:
+    key: KeyRecord
+    team: TeamRecord | None
+
+    @property
+    def log_content(self) -> bool:
+        return self.key.log_content
+
+
+@dataclass
+class Outcome:
+    """What a finished request settles with."""
+
+    status: str
+    http_status: int
+    usage: Usage | None = None
+    cost: Decimal = Decimal(0)
+    response_model: str | None = None
+    error: ModelbusError | None = None
+    ttft: float | None = None
+    route: Any = None
+
+
+@dataclass
+class Job:
+    """One request in flight."""
+
+    request_id: str
+    caller: Caller
+    endpoint: str
+    request: ChatRequest | EmbeddingRequest
+    model: ModelInfo
+    reservation: Reservation
+    started: float = field(default_factory=time.monotonic)
+    span: Any = None
+
+    @property
+    def scopes(self) -> list[str]:
+        scopes = [f"key:{self.caller.key.key_id}"]
+        if self.caller.team is not None:
+            scopes.append(f"team:{self.caller.team.name}")
+        return scopes
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data)
+
+
+def error_body(error: ModelbusError) -> dict[str, Any]:
+    return error.to_openai_error()
+
+
+def http_status_for(error: ModelbusError) -> int:
+    """The status the caller sees. Upstream credential failures are the gateway's problem: 502."""
+    from modelbus.gateway import errors as gateway_errors
+
+    own = isinstance(
+        error,
+        gateway_errors.InvalidKeyError | gateway_errors.AdminAuthError | gateway_errors.ModelNotAllowedError,
+    )
+    if isinstance(error, AuthenticationError | PermissionDeniedError) and not own:
+        return 502
+    return error.http_status
+
+
+class GatewayService:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        client: AsyncClient,
+        store: Store,
+        writer: LedgerWriter,
+        state: SharedState,
+        metrics: Metrics,
+        telemetry: Telemetry,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.writer = writer
+        self.state = state
+        self.metrics = metrics
+        self.telemetry = telemetry
+        self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._teams: dict[str, tuple[float, TeamRecord | None]] = {}
+        self.in_flight = 0
+
+    # -- start-up ----------------------------------------------------------------------------------
+
+    def load_state(self) -> int:
+        """Reconcile what a crash left behind, then rebuild wallet and budget counters from the DB."""
+        interrupted = self.store.reconcile_pending()
+        for team, balance in self.store.wallets().items():
+            self.state.set_wallet(team, balance)
+        for period in ("daily", "monthly", "total"):
+            since = period_start(period)
+            for column, prefix in (("key", "key"), ("team", "team")):
+                for scope_id, spent in self.store.spend_since(column, since).items():
+                    self.state.set_spend(Budget(f"{prefix}:{scope_id}", Decimal(0), period).bucket, spent)
+        return interrupted
+
+    def forget_key(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    def forget_team(self, name: str) -> None:
+        self._teams.pop(name, None)
+
+    # -- identity ----------------------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise InvalidKeyError("missing API key: send 'Authorization: Bearer mb-...'")
+        parts = split_key(authorization[7:].strip())
+        if parts is None:
+            raise InvalidKeyError("malformed API key: modelbus keys look like 'mb-<id>-<secret>'")
+        key_id, secret = parts
+        record = await self._cached(self._keys, key_id, self.store.get_key)
+        if record is None or not secret_matches(secret, record.secret_hash):
+            raise InvalidKeyError("invalid API key")
+        now = datetime.now(UTC)
+        if record.revoked_at is not None:
+            raise InvalidKeyError("this API key was revoked")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise InvalidKeyError("this API key has expired")
+        team = await self._cached(self._teams, record.team, self.store.get_team) if record.team else None
+        return Caller(record, team)
+
+    async def _cached(self, cache: dict[str, Any], key: str, load: Any) -> Any:
+        hit = cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        value = await asyncio.to_thread(load, key)
+        cache[key] = (time.monotonic() + KEY_CACHE_SECONDS, value)
+        return value
+
+    @staticmethod
+    def allowed(caller: Caller, model_id: str) -> bool:
+        """Both the key's and the team's model patterns (when set) must admit ``model_id``."""
+        for patterns in (caller.key.models, caller.team.models if caller.team else None):
+            if patterns and not any(fnmatch.fnmatchcase(model_id, pattern) for pattern in patterns):
+                return False
+        return True
+
+    def visible_models(self, caller: Caller) -> list[ModelInfo]:
+        return [model for model in self.client.models() if self.allowed(caller, model.full_id)]
+
+    # -- admission -----------------------------------------------------------------------------------
+
+    def _parse(self, body: Any, kind: str) -> ChatRequest | EmbeddingRequest:
+        if not isinstance(body, dict):
+            raise BadRequestError("the request body must be a JSON object")
+        forbidden = sorted(FORBIDDEN_BODY_KEYS & set(body))
+        if forbidden:
+            raise BadRequestError(
+                f"{', '.join(forbidden)} cannot be set per request: upstreams are configured on the gateway",
+                param=forbidden[0],
+            )
+        model: type[ChatRequest] | type[EmbeddingRequest] = (
+            ChatRequest if kind == "chat" else EmbeddingRequest
+        )
+        try:
+            return model.from_openai(body)
+        except ValidationError as exc:
+            message, param = describe_validation_error(exc)
+            raise BadRequestError(f"invalid {kind} request: {message}", param=param) from None
+
+    def admit(self, caller: Caller, body: Any, kind: str) -> Job:
+        """Validate, authorize, rate-limit and reserve; raises typed errors (nothing reserved on error)."""
+        request = self._parse(body, kind)
+        kind_name = "embedding" if kind == "embeddings" else "chat"
+        model = self.client.runtime.registry.resolve(request.model, kind=kind_name)
+        if not self.allowed(caller, request.model) and not self.allowed(caller, model.full_id):
+            raise ModelNotAllowedError(f"this key may not use model {request.model!r}", param="model")
+        if isinstance(request, ChatRequest):
+            expected = estimate_prompt_tokens(request) + min(request.max_tokens or 512, 4096)
+        else:
+            expected = sum(estimate_tokens(text) for text in request.input)
+        key, team = caller.key, caller.team
+        self.state.check_rate(f"key:{key.key_id}", key.rpm, key.tpm, expected)
+        if team is not None:
+            self.state.check_rate(f"team:{team.name}", team.rpm, team.tpm, expected)
+        budgets = []
+        if key.budget_usd is not None:
+            budgets.append(Budget(f"key:{key.key_id}", key.budget_usd, key.budget_period))
+        if team is not None and team.budget_usd is not None:
+            budgets.append(Budget(f"team:{team.name}", team.budget_usd, team.budget_period))
+        amount = worst_case_cost(
+            request, model, self.client.runtime.fx_rates, self.settings.default_max_output_tokens
+        )
+        reservation = self.state.reserve(amount, team.name if team else None, budgets)
+        job = Job(new_request_id(), caller, kind, request, model, reservation)
+        job.span = self.telemetry.start(
+            "chat" if kind == "chat" else "embeddings",
+            request.model,
+            {
+                "gen_ai.request.max_tokens": getattr(request, "max_tokens", None),
+                "gen_ai.request.temperature": getattr(request, "temperature", None),
+            },
+        )
+        job.expected_tokens = expected  # type: ignore[attr-defined]
+        self.writer.open(
+            {
+                "request_id": job.request_id,
+                "created_at": datetime.now(UTC),
+                "key_id": key.key_id,
+                "team": team.name if team else None,
+                "endpoint": kind,
+                "requested_model": request.model,
+                "resolved_model": model.full_id,
+                "provider": model.provider,
+                "stream": bool(getattr(request, "stream", False)),
+                "status": "pending",
+                "reserved_usd": amount,
+            }
+        )
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        return job
+
+    def context(self, job: Job) -> CallContext:
+        return CallContext(
+            request_id=job.request_id,
+            requested_model=job.request.model,
+            metadata={
+                "key_id": job.caller.key.key_id,
+                "team": job.caller.team.name if job.caller.team else None,
+                **(getattr(job.request, "metadata", None) or {}),
+            },
+            log_content=job.caller.log_content or self.settings.log_content,
+        )
+
+    # -- settlement ----------------------------------------------------------------------------------
+
+    async def settle(self, job: Job, outcome: Outcome, *, wait: bool = True) -> None:
+        """Book the outcome: release the reservation, write the ledger row and debit the wallet
+        (durable before returning when ``wait``), then metrics, log and span."""
+        usage = outcome.usage or Usage()
+        self.state.settle(job.reservation, outcome.cost)
+        for scope in job.scopes:
+            self.state.add_tokens(scope, usage.total_tokens - getattr(job, "expected_tokens", 0))
+        route = outcome.route
+        latency = time.monotonic() - job.started
+        values = {
+            "finished_at": datetime.now(UTC),
+            "status": outcome.status,
+            "http_status": outcome.http_status,
+            "error_type": type(outcome.error).__name__ if outcome.error else None,
+            "resolved_model": route.resolved if route is not None else job.model.full_id,
+            "provider": (route.resolved.split("/", 1)[0] if route is not None else job.model.provider),
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "cache_creation_tokens": usage.cache_creation_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "usage_estimated": usage.estimated,
+            "cost_usd": outcome.cost,
+            "latency_ms": round(latency * 1000, 3),
+            "ttft_ms": round(outcome.ttft * 1000, 3) if outcome.ttft is not None else None,
+            "route": route.model_dump(mode="json") if route is not None else None,
+        }
+        wallet = job.reservation.wallet
+        if wait:
+            await self.writer.settle(job.request_id, values, wallet, outcome.cost)
+        else:  # the caller is gone (cancelled): queue it, the writer still makes it durable
+            asyncio.get_running_loop().create_task(
+                self.writer.settle(job.request_id, values, wallet, outcome.cost)
+            )
+        self.in_flight -= 1
+        self.metrics.in_flight.dec()
+        self._observe(job, outcome, values, latency)
+
+    def _observe(self, job: Job, outcome: Outcome, values: dict[str, Any], latency: float) -> None:
+        provider = values["provider"] or "-"
+        model = values["resolved_model"] or job.request.model
+        team = job.caller.team.name if job.caller.team else "-"
+        m = self.metrics
+        m.requests.labels(job.endpoint, provider, model, outcome.status).inc()
+        m.latency.labels(job.endpoint, provider, model).observe(latency)
+        if outcome.ttft is not None:
+            m.ttft.labels(provider, model).observe(outcome.ttft)
+        if outcome.error is not None:
+            m.errors.labels(
+                job.endpoint, provider, model, str(outcome.http_status), values["error_type"]
+            ).inc()
+        usage = outcome.usage
+        if usage is not None:
+            m.tokens.labels(provider, model, "prompt").inc(usage.prompt_tokens)
+            m.tokens.labels(provider, model, "completion").inc(usage.completion_tokens)
+            m.tokens.labels(provider, model, "cached").inc(usage.cached_tokens)
+            m.tokens.labels(provider, model, "reasoning").inc(usage.reasoning_tokens)
+        if outcome.cost:
+            m.cost.labels(provider, model, team).inc(float(outcome.cost))
+        if self.settings.log_requests:
+            fields = {
+                "request_id": job.request_id,
+                "key_id": job.caller.key.key_id,
+                "team": job.caller.team.name if job.caller.team else None,
+                "endpoint": job.endpoint,
+                "model": job.request.model,
+                "resolved_model": model,
+                "provider": provider,
+                "status": outcome.status,
+                "http_status": outcome.http_status,
+                "error_type": values["error_type"],
+                "latency_ms": values["latency_ms"],
+                "ttft_ms": values["ttft_ms"],
+                "prompt_tokens": values["prompt_tokens"],
+                "completion_tokens": values["completion_tokens"],
+                "cost_usd": str(outcome.cost),
+            }
+            if job.caller.log_content or self.settings.log_content:
+                fields["prompt"] = _prompt_text(job.request)
+                fields["completion"] = getattr(job, "completion_text", None)
+            ACCESS.info("request finished", extra={"fields": fields})
+        self.telemetry.finish(
+            job.span,
+            {
+                "gen_ai.provider.name": provider,
+                "gen_ai.response.model": outcome.response_model,
+                "gen_ai.response.id": job.request_id,
+                "gen_ai.usage.input_tokens": usage.prompt_tokens if usage else None,
+                "gen_ai.usage.output_tokens": usage.completion_tokens if usage else None,
+                "modelbus.cost_usd": float(outcome.cost),
+                "modelbus.team": team,
+            },
+            outcome.error,
+        )
+
+    # -- the calls -----------------------------------------------------------------------------------
+
+    async def complete(self, job: Job) -> tuple[ChatResponse | EmbeddingResponse, dict[str, str]]:
+        """A non-streamed chat or embeddings call, settled before it returns."""
+        context = self.context(job)
+        try:
+            if isinstance(job.request, ChatRequest):
+                response: Any = await self.client.send_chat(job.request, context=context)
+            else:
+                response = await self.client.send_embeddings(job.request, context=context)
+        except ModelbusError as error:
+            await self.settle(
+                job,
+                Outcome("error", http_status_for(error), error=error, route=getattr(error, "route", None)),
+            )
+            raise
+        except asyncio.CancelledError:
+            await self.settle(job, Outcome("cancelled", 499), wait=False)
+            raise
+        usage = (
+            response.usage
+            if isinstance(response, ChatResponse)
+            else Usage.of(response.usage.prompt_tokens, 0, estimated=response.usage.estimated)
+        )
+        if isinstance(response, ChatResponse) and (job.caller.log_content or self.settings.log_content):
+            job.completion_text = response.text  # type: ignore[attr-defined]
+        await self.settle(
+            job,
+            Outcome(
+                "ok",
+                200,
+                usage=usage,
+                cost=response.cost or Decimal(0),
+                response_model=response.model,
+                route=response.route,
+            ),
+        )
+        return response, self.headers(job, response.route, response.cost)
+
+    def headers(self, job: Job, route: Any, cost: Decimal | None) -> dict[str, str]:
+        headers = {"x-modelbus-request-id": job.request_id}
+        if route is not None:
+            headers["x-modelbus-route"] = _header_value(route.summary())
+            if route.dropped_params:
+                headers["x-modelbus-dropped-params"] = ",".join(route.dropped_params)
+        if cost is not None:
+            headers["x-modelbus-cost-usd"] = f"{cost:.10f}"
+        return headers
+
+    async def open_stream(self, job: Job) -> AsyncStream:
+        """Start a streamed chat; connection and HTTP errors (before any token) raise here."""
+        assert isinstance(job.request, ChatRequest)
+        try:
+            stream = await self.client.send_chat(job.request, context=self.context(job))
+        except ModelbusError as error:
+            await self.settle(job, Outcome("error", http_status_for(error), error=error))
+            raise
+        except asyncio.CancelledError:
+            await self.settle(job, Outcome("cancelled", 499), wait=False)
+            raise
+        assert isinstance(stream, AsyncStream)
+        return stream
+
+    async def stream_events(self, job: Job, stream: AsyncStream) -> AsyncIterator[bytes]:
+        """The SSE body. The ledger row is settled (durably) before the usage chunk and ``[DONE]``."""
+        request = job.request
+        assert isinstance(request, ChatRequest)
+        include_usage = request.wants_usage_in_stream()
+        final = None
+        settled = False
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None and not chunk.choices:
+                    final = chunk  # held back until the ledger row is durable
+                    continue
+                yield b"data: " + dumps(chunk.to_openai()) + b"\n\n"
+            response = stream.response
+            assert response is not None
+            if job.caller.log_content or self.settings.log_content:
+                job.completion_text = response.text  # type: ignore[attr-defined]
+            ttft = stream.processor.ttft if stream.processor else None
+            settled = True
+            await self.settle(
+                job,
+                Outcome(
+                    "ok",
+                    200,
+                    usage=response.usage,
+                    cost=response.cost or Decimal(0),
+                    response_model=response.model,
+                    route=stream.route,
+                    ttft=ttft,
+                ),
+            )
+            if include_usage and final is not None:
+                yield b"data: " + dumps(final.to_openai()) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        except ModelbusError as error:
+            # the caller already has tokens: end the stream with an error event (OpenAI's convention)
+            if not settled:
+                settled = True
+                usage, cost = _partial(stream)
+                await self.settle(
+                    job,
+                    Outcome(
+                        "error",
+                        http_status_for(error),
+                        usage=usage,
+                        cost=cost,
+                        error=error,
+                        route=stream.route,
+                    ),
+                )
+            yield b"data: " + dumps(error_body(error)) + b"\n\n"
+        finally:
+            if not settled:  # the client went away: stop the upstream and bill what was generated
+                usage, cost = _partial(stream)
+                asyncio.get_running_loop().create_task(stream.aclose())
+                await self.settle(
+                    job, Outcome("cancelled", 499, usage=usage, cost=cost, route=stream.route), wait=False
+                )
+
+
+def _partial(stream: AsyncStream) -> tuple[Usage | None, Decimal]:
+    """Usage and cost of what a stream produced before it stopped (estimated when the provider sent none)."""
+    processor = stream.processor
+    if processor is None:
+        return None, Decimal(0)
+    usage = processor.usage or processor.estimated_usage()
+    cost, _ = processor.call.price(usage)
+    return usage, cost or Decimal(0)
+
+
+def _prompt_text(request: ChatRequest | EmbeddingRequest) -> str:
+    if isinstance(request, EmbeddingRequest):
+        return "\n".join(request.input)
+    return request.prompt_text()
+
+
+def _header_value(text: str) -> str:
+    return text.encode("ascii", "replace").decode()[:1024]

@@ -1,0 +1,361 @@
+"""Database access for the gateway: keys, teams, wallets, the usage ledger, and the ledger writer.
+
+Reads and admin writes are plain synchronous methods (the app runs them in a thread). Ledger writes on
+the request path go through :class:`LedgerWriter`: one thread that applies them in order with group
+commits (whatever queued up while the last commit ran goes into the next), so a request's final
+``settle`` is durable before its last bytes are sent, without a commit per request under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from modelbus.gateway import db
+from modelbus.gateway.keys import KeyRecord, TeamRecord, new_key
+
+logger = logging.getLogger("modelbus.gateway")
+
+GROUPS = {
+    "team": db.ledger.c.team,
+    "key": db.ledger.c.key_id,
+    "model": db.ledger.c.resolved_model,
+    "provider": db.ledger.c.provider,
+    "status": db.ledger.c.status,
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything here is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _key_record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        key_id=row.key_id,
+        secret_hash=row.secret_hash,
+        team=row.team,
+        name=row.name,
+        models=tuple(row.models) if row.models else None,
+        rpm=row.rpm,
+        tpm=row.tpm,
+        budget_usd=row.budget_usd,
+        budget_period=row.budget_period,
+        log_content=bool(row.log_content),
+        expires_at=_aware(row.expires_at),
+        revoked_at=_aware(row.revoked_at),
+        created_at=_aware(row.created_at),
+    )
+
+
+def _team_record(row: Any) -> TeamRecord:
+    return TeamRecord(
+        name=row.name,
+        budget_usd=row.budget_usd,
+        budget_period=row.budget_period,
+        rpm=row.rpm,
+        tpm=row.tpm,
+        models=tuple(row.models) if row.models else None,
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- teams ---------------------------------------------------------------------------------
+
+    def ensure_team(self, conn: Connection, name: str) -> None:
+        if conn.execute(sa.select(db.teams.c.name).where(db.teams.c.name == name)).first() is None:
+            conn.execute(db.teams.insert().values(name=name, created_at=now()))
+
+    def set_team(self, name: str, **fields: Any) -> TeamRecord:
+        """Create or update a team's limits (fields: budget_usd, budget_period, rpm, tpm, models)."""
+        with self.engine.begin() as conn:
+            self.ensure_team(conn, name)
+            if fields:
+                conn.execute(db.teams.update().where(db.teams.c.name == name).values(**fields))
+            row = conn.execute(sa.select(db.teams).where(db.teams.c.name == name)).one()
+        return _team_record(row)
+
+    def get_team(self, name: str) -> TeamRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.teams).where(db.teams.c.name == name)).first()
+        return _team_record(row) if row is not None else None
+
+    def list_teams(self) -> list[TeamRecord]:
+        with self.engine.connect() as conn:
+            return [_team_record(row) for row in conn.execute(sa.select(db.teams).order_by(db.teams.c.name))]
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def create_key(self, *, team: str | None = None, **fields: Any) -> tuple[str, KeyRecord]:
+        """A new key; the full key string is returned once and never stored."""
+        full, key_id, secret_hash = new_key()
+        with self.engine.begin() as conn:
+            if team is not None:
+                self.ensure_team(conn, team)
+            conn.execute(
+                db.keys.insert().values(
+                    key_id=key_id, secret_hash=secret_hash, team=team, created_at=now(), **fields
+                )
+            )
+            row = conn.execute(sa.select(db.keys).where(db.keys.c.key_id == key_id)).one()
+        return full, _key_record(row)
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.keys).where(db.keys.c.key_id == key_id)).first()
+        return _key_record(row) if row is not None else None
+
+    def list_keys(self, team: str | None = None) -> list[KeyRecord]:
+        query = sa.select(db.keys).order_by(db.keys.c.created_at)
+        if team is not None:
+            query = query.where(db.keys.c.team == team)
+        with self.engine.connect() as conn:
+            return [_key_record(row) for row in conn.execute(query)]
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                db.keys.update()
+                .where(db.keys.c.key_id == key_id, db.keys.c.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
+        return result.rowcount == 1
+
+    # -- wallets -------------------------------------------------------------------------------
+
+    def topup(self, team: str, amount: Decimal, note: str | None = None, reason: str = "topup") -> Decimal:
+        with self.engine.begin() as conn:
+            self.ensure_team(conn, team)
+            updated = conn.execute(
+                db.wallets.update()
+                .where(db.wallets.c.team == team)
+                .values(balance_usd=db.wallets.c.balance_usd + amount, updated_at=now())
+            )
+            if updated.rowcount == 0:
+                conn.execute(db.wallets.insert().values(team=team, balance_usd=amount, updated_at=now()))
+            conn.execute(
+                db.wallet_entries.insert().values(
+                    team=team, amount_usd=amount, reason=reason, note=note, created_at=now()
+                )
+            )
+            return conn.execute(
+                sa.select(db.wallets.c.balance_usd).where(db.wallets.c.team == team)
+            ).scalar_one()
+
+    def wallets(self) -> dict[str, Decimal]:
+        with self.engine.connect() as conn:
+            return {row.team: row.balance_usd for row in conn.execute(sa.select(db.wallets))}
+
+    # -- ledger reads --------------------------------------------------------------------------
+
+    def spend_since(self, column: str, since: datetime) -> dict[str, Decimal]:
+        """Settled spend per key id or team since ``since`` (to rebuild budget counters at start-up)."""
+        col = db.ledger.c.key_id if column == "key" else db.ledger.c.team
+        query = (
+            sa.select(col, sa.func.coalesce(sa.func.sum(db.ledger.c.cost_usd), 0))
+            .where(db.ledger.c.created_at >= since, col.is_not(None), db.ledger.c.status != "pending")
+            .group_by(col)
+        )
+        with self.engine.connect() as conn:
+            return {row[0]: Decimal(row[1]) for row in conn.execute(query)}
+
+    def reconcile_pending(self) -> int:
+        """Requests left pending by a crash: mark them interrupted (nothing was settled, nothing is held)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                db.ledger.update()
+                .where(db.ledger.c.status == "pending")
+                .values(status="interrupted", finished_at=now(), error_type="GatewayRestarted")
+            )
+        return result.rowcount
+
+    def usage(
+        self,
+        *,
+        group_by: Iterable[str] = (),
+        start: datetime | None = None,
+        end: datetime | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Totals grouped by any of team, key, model, provider, status, day."""
+        columns = []
+        for name in group_by:
+            if name == "day":
+                columns.append(sa.func.date(db.ledger.c.created_at).label("day"))
+            else:
+                columns.append(GROUPS[name].label(name))
+        ledger = db.ledger.c
+        totals = [
+            sa.func.count().label("requests"),
+            sa.func.coalesce(sa.func.sum(ledger.prompt_tokens), 0).label("prompt_tokens"),
+            sa.func.coalesce(sa.func.sum(ledger.completion_tokens), 0).label("completion_tokens"),
+            sa.func.coalesce(sa.func.sum(ledger.cached_tokens), 0).label("cached_tokens"),
+            sa.func.coalesce(sa.func.sum(ledger.reasoning_tokens), 0).label("reasoning_tokens"),
+            sa.func.coalesce(sa.func.sum(ledger.cost_usd), 0).label("cost_usd"),
+        ]
+        query = sa.select(*columns, *totals).where(*self._filters(start, end, team, key_id))
+        if columns:
+            query = query.group_by(*columns).order_by(*columns)
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["cost_usd"] = str(Decimal(row["cost_usd"]).normalize())
+            if "day" in row and row["day"] is not None:
+                row["day"] = str(row["day"])[:10]
+        return rows
+
+    def ledger_rows(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query = (
+            sa.select(db.ledger)
+            .where(*self._filters(start, end, team, key_id))
+            .order_by(db.ledger.c.created_at, db.ledger.c.request_id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def ledger_row(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.ledger).where(db.ledger.c.request_id == request_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    @staticmethod
+    def _filters(
+        start: datetime | None, end: datetime | None, team: str | None, key_id: str | None
+    ) -> list[Any]:
+        filters: list[Any] = [db.ledger.c.status != "pending"]
+        if start is not None:
+            filters.append(db.ledger.c.created_at >= start)
+        if end is not None:
+            filters.append(db.ledger.c.created_at < end)
+        if team is not None:
+            filters.append(db.ledger.c.team == team)
+        if key_id is not None:
+            filters.append(db.ledger.c.key_id == key_id)
+        return filters
+
+
+class LedgerWriter:
+    """The ledger's only writer on the request path: ordered, group-committed, durable before acking."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], None], Future[None] | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self.commits = 0
+        self.writes = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Flush everything queued, then stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(60)
+            self._thread = None
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def open(self, row: dict[str, Any]) -> None:
+        """Record a request as pending (not awaited: ordering guarantees it precedes its settle)."""
+        self._queue.put((lambda conn: conn.execute(db.ledger.insert().values(**row)), None))
+
+    async def settle(
+        self, request_id: str, values: dict[str, Any], wallet: str | None, cost: Decimal
+    ) -> None:
+        """Finish a request's row and debit its wallet in one transaction; returns once durable."""
+
+        def apply(conn: Connection) -> None:
+            result = conn.execute(
+                db.ledger.update()
+                .where(db.ledger.c.request_id == request_id, db.ledger.c.status == "pending")
+                .values(**values)
+            )
+            if result.rowcount == 1 and wallet is not None and cost:
+                conn.execute(
+                    db.wallets.update()
+                    .where(db.wallets.c.team == wallet)
+                    .values(balance_usd=db.wallets.c.balance_usd - cost, updated_at=now())
+                )
+
+        future: Future[None] = Future()
+        self._queue.put((apply, future))
+        await asyncio.wrap_future(future)
+
+    async def record(self, row: dict[str, Any]) -> None:
+        """Write a finished row in one go (requests that failed before reaching upstream)."""
+        future: Future[None] = Future()
+        self._queue.put((lambda conn: conn.execute(db.ledger.insert().values(**row)), future))
+        await asyncio.wrap_future(future)
+
+    # -- the thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while True:  # group commit: take whatever queued up meanwhile
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                stop = True
+                batch = [op for op in batch if op is not None]
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[Connection], None], Future[None] | None]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                for apply, _ in batch:
+                    apply(conn)
+        except Exception as exc:
+            logger.error(
+                "ledger batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__
+            )
+            for apply, future in batch:
+                try:
+                    with self.engine.begin() as conn:
+                        apply(conn)
+                except Exception as single:
+                    logger.exception("ledger write failed")
+                    if future is not None and not future.done():
+                        future.set_exception(single)
+                else:
+                    if future is not None and not future.done():
+                        future.set_result(None)
+            return
+        self.commits += 1
+        self.writes += len(batch)
+        for _, future in batch:
+            if future is not None and not future.done():
+                future.set_result(None)
