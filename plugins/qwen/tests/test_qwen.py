@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,15 @@ def test_region_selects_base_url(region: str) -> None:
 # -- thinking ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("effort", ["minimal", "low", "medium", "high"])
+def test_every_canonical_effort_has_a_mapping() -> None:
+    from typing import get_args
+
+    from modelbus.types.chat import ReasoningEffort
+
+    assert set(THINKING) == set(get_args(ReasoningEffort))
+
+
+@pytest.mark.parametrize("effort", ["none", "minimal", "low", "medium", "high", "xhigh", "max"])
 def test_reasoning_effort_maps_to_thinking_params(upstream: FakeUpstream, effort: str) -> None:
     upstream.add("POST", "/chat/completions", completion({"content": "ok"}))
     with make_client(upstream) as client:
@@ -259,3 +268,79 @@ def test_dashscope_error_codes(
     assert type(info.value) is expected, repr(info.value)
     assert info.value.status_code == status
     assert info.value.provider == "qwen"
+
+
+# -- pricing: input-length tiers and the thinking-output price ------------------------------------------
+
+
+def priced(upstream: FakeUpstream, model: str, usage: dict[str, Any], **settings: Any) -> Any:
+    upstream.add(
+        "POST",
+        "/chat/completions",
+        ResponseSpec(
+            json={
+                "id": "chatcmpl-p",
+                "object": "chat.completion",
+                "created": 1,
+                "model": model,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}
+                ],
+                "usage": usage,
+            }
+        ),
+    )
+    with make_client(upstream, **settings) as client:
+        response = client.chat(f"qwen/{model}", "hi")
+    assert response.cost_breakdown is not None
+    assert response.cost_breakdown.price_currency == "CNY"
+    return response.cost_breakdown
+
+
+CNY = Decimal("0.1405")  # the core's default USD/CNY rate
+M = Decimal(1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "cny_in", "cny_out"),
+    [(32_768, 2.5, 10), (32_769, 4, 16), (131_072, 4, 16), (131_073, 7, 28)],
+)
+def test_qwen3_max_input_length_tiers(
+    upstream: FakeUpstream, prompt: int, cny_in: float, cny_out: float
+) -> None:
+    usage = {"prompt_tokens": prompt, "completion_tokens": 1000, "total_tokens": prompt + 1000}
+    cost = priced(upstream, "qwen3-max", usage)
+    assert cost.input == Decimal(prompt) * Decimal(str(cny_in)) * CNY / M
+    assert cost.output == Decimal(1000) * Decimal(str(cny_out)) * CNY / M
+
+
+def test_tier_applies_to_cache_hits_of_a_long_prompt(upstream: FakeUpstream) -> None:
+    usage = {
+        "prompt_tokens": 300_000,
+        "completion_tokens": 0,
+        "total_tokens": 300_000,
+        "prompt_tokens_details": {"cached_tokens": 100_000},
+    }
+    cost = priced(upstream, "qwen-flash", usage)  # 256K-1M tier: 1.2 in, 0.24 cache hit
+    assert cost.input == Decimal(200_000) * Decimal("1.2") * CNY / M
+    assert cost.cached_input == Decimal(100_000) * Decimal("0.24") * CNY / M
+
+
+def test_qwen_plus_thinking_output_has_its_own_price(upstream: FakeUpstream) -> None:
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 1000,
+        "total_tokens": 2000,
+        "completion_tokens_details": {"reasoning_tokens": 600},
+    }
+    cost = priced(upstream, "qwen-plus", usage)  # 400 answer tokens at 2, 600 thinking tokens at 8
+    assert cost.output == (Decimal(400) * 2 + Decimal(600) * 8) * CNY / M
+    long = priced(upstream, "qwen-plus", {**usage, "prompt_tokens": 200_000, "total_tokens": 201_000})
+    assert long.output == Decimal(1000) * 20 * CNY / M  # 128K-256K tier: thinking price unconfirmed, output
+
+
+def test_other_regions_use_the_beijing_list_unless_configured(upstream: FakeUpstream) -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 0, "total_tokens": 1000}
+    assert (
+        priced(upstream, "qwen-plus", usage, region="intl").input == Decimal(1000) * Decimal("0.8") * CNY / M
+    )

@@ -38,13 +38,17 @@ from modelbus.types.models import ModelInfo
 __all__ = ["THINKING", "Qwen", "plugin"]
 
 # Canonical reasoning_effort -> DashScope thinking parameters, for the hybrid-thinking models (those with
-# the "reasoning" capability in models.toml). "minimal" turns thinking off; "high" leaves the budget at the
-# model's own maximum chain-of-thought length. Keys the caller sets in ``extra`` win, key by key.
+# the "reasoning" capability in models.toml). "none" and "minimal" turn thinking off; "high" and above leave
+# the budget at the model's own maximum chain-of-thought length (DashScope has no level above it). Keys the
+# caller sets in ``extra`` win, key by key.
 THINKING: dict[str, dict[str, Any]] = {
+    "none": {"enable_thinking": False},
     "minimal": {"enable_thinking": False},
     "low": {"enable_thinking": True, "thinking_budget": 1024},
     "medium": {"enable_thinking": True, "thinking_budget": 8192},
     "high": {"enable_thinking": True},
+    "xhigh": {"enable_thinking": True},
+    "max": {"enable_thinking": True},
 }
 
 
