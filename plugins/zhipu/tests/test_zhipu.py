@@ -173,7 +173,15 @@ def test_sampling_values_are_clamped_to_glm_ranges(
 
 
 @pytest.mark.parametrize(
-    ("effort", "thinking"), [("minimal", "disabled"), ("low", "enabled"), ("high", "enabled")]
+    ("effort", "thinking"),
+    [
+        ("none", "disabled"),
+        ("minimal", "disabled"),
+        ("low", "enabled"),
+        ("high", "enabled"),
+        ("xhigh", "enabled"),
+        ("max", "enabled"),
+    ],
 )
 def test_reasoning_effort_maps_to_thinking_type(upstream: FakeUpstream, effort: str, thinking: str) -> None:
     upstream.add("POST", "/chat/completions", completion({"content": "ok"}))
@@ -345,3 +353,27 @@ def test_business_codes(
     assert type(info.value) is expected, repr(info.value)
     assert info.value.status_code == status
     assert info.value.retryable is expected.default_retryable
+
+
+def test_zai_prices_from_config_apply_to_intl_calls(upstream: FakeUpstream) -> None:
+    """The README recipe: Z.ai prices set as regional_prices.intl price intl calls; cn keeps the CNY list."""
+    upstream.respond_with(lambda _request: completion({"content": "ok"}))
+    intl = {
+        "currency": "USD",
+        "input": "1.4",
+        "output": "4.4",
+        "as_of": "2026-11-25",
+        "source": "https://z.ai/x",
+    }
+    for region, currency in (("intl", "USD"), ("cn", "CNY")):
+        client = Client(
+            plugins=[plugin],
+            load_entrypoints=False,
+            config={"models": {"zhipu/glm-5.3": {"regional_prices": {"intl": intl}}}},
+            max_retries=0,
+            providers={"zhipu": {"api_key": KEY, "base_url": upstream.url, "region": region}},
+        )
+        with client:
+            response = client.chat("zhipu/glm-5.3", "hi")
+        assert response.cost_breakdown is not None
+        assert response.cost_breakdown.price_currency == currency

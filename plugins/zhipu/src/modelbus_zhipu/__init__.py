@@ -145,7 +145,7 @@ class Zhipu(OpenAICompatibleProvider):
         body = super().request_body(request, model)
         effort = body.pop("reasoning_effort", None)
         if effort is not None and "thinking" not in request.extra:
-            body["thinking"] = {"type": "disabled" if effort == "minimal" else "enabled"}
+            body["thinking"] = {"type": "disabled" if effort in ("none", "minimal") else "enabled"}
         for field, (low, high) in SAMPLING_RANGES.items():
             if field in body:
                 body[field] = min(max(body[field], low), high)
