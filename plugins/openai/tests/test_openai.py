@@ -13,7 +13,7 @@ import pytest
 from modelbus_openai import plugin
 
 from modelbus import AsyncClient, Client
-from modelbus.errors import UnsupportedFeatureError
+from modelbus.errors import RateLimitError, UnsupportedFeatureError
 from modelbus.testing import FakeUpstream, ProviderConformanceTests, ResponseSpec, SSEItem
 
 KEY = "sk-openai-test-key-0123456789"
@@ -96,6 +96,15 @@ def test_reasoning_effort_refused_for_non_reasoning_model(upstream: FakeUpstream
     with make_client(upstream) as client, pytest.raises(UnsupportedFeatureError):
         client.chat("openai/gpt-4.1", "hi", reasoning_effort="low")
     assert not upstream.requests
+
+
+@pytest.mark.parametrize("effort", ["none", "xhigh", "max"])
+def test_newer_reasoning_efforts_are_sent_as_is(upstream: FakeUpstream, effort: str) -> None:
+    """GPT-5.6's none/xhigh/max levels are canonical now and pass through unchanged."""
+    upstream.add("POST", "/chat/completions", completion())
+    with make_client(upstream) as client:
+        client.chat("openai/gpt-5.6-sol", "hi", reasoning_effort=effort)
+    assert upstream.requests[-1].json["reasoning_effort"] == effort
 
 
 def test_max_completion_tokens_is_accepted_as_input(upstream: FakeUpstream) -> None:
@@ -301,3 +310,12 @@ def test_entry_point_when_installed() -> None:
     points = [ep for ep in dist.entry_points if ep.group == "modelbus"]
     assert [(ep.name, ep.value) for ep in points] == [("openai", "modelbus_openai:plugin")]
     assert json.loads(json.dumps(dist.metadata.get_all("Requires-Dist"))) == ["modelbus>=0.1"]
+
+
+def test_retry_delay_read_from_the_message_without_retry_after(upstream: FakeUpstream) -> None:
+    """The documented TPM 429 without its retry-after header: the delay comes from "try again in 1.146s"."""
+    sample = json.loads((Path(__file__).parent / "samples" / "error_rate_limit.json").read_text())
+    upstream.fail(429, body=sample["upstream"]["response"]["json"])
+    with make_client(upstream) as client, pytest.raises(RateLimitError) as error:
+        client.chat("openai/gpt-4.1", "hi")
+    assert error.value.retry_after == pytest.approx(1.146)
