@@ -5,17 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "gateway"))
 
-from harness import GatewayThread
+from harness import GatewayThread, provider_config
 
 from modelbus.testing import FakeUpstream, openai_chat_responder
-
-UPSTREAM_KEY = "sk-upstream-provider-key-abcdef123456"
 
 
 @pytest.fixture(autouse=True)
@@ -37,16 +34,6 @@ def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream() as server:
         server.respond_with(openai_chat_responder("Hello from the upstream."))
         yield server
-
-
-def provider_config(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
-    return {
-        "providers": {
-            "deepseek": {"api_key": UPSTREAM_KEY, "base_url": upstream.url},
-            "openai": {"api_key": UPSTREAM_KEY, "base_url": upstream.url},
-        },
-        **extra,
-    }
 
 
 @pytest.fixture

@@ -20,6 +20,18 @@ from modelbus.gateway.app import create_app
 from modelbus.gateway.settings import GatewaySettings
 
 MASTER = "master-test-key-0123456789"
+UPSTREAM_KEY = "sk-upstream-provider-key-abcdef123456"
+
+
+def provider_config(upstream: Any, **extra: Any) -> dict[str, Any]:
+    """Config whose providers all point at one FakeUpstream."""
+    return {
+        "providers": {
+            "deepseek": {"api_key": UPSTREAM_KEY, "base_url": upstream.url},
+            "openai": {"api_key": UPSTREAM_KEY, "base_url": upstream.url},
+        },
+        **extra,
+    }
 
 
 def free_port() -> int:
