@@ -268,6 +268,13 @@ def test_tool_choice(client: Client, upstream: FakeUpstream, choice: Any, expect
         ("gemini-3.8-flash", "minimal", {"thinkingLevel": "LOW", "includeThoughts": True}),
         ("gemini-3.8-flash", "medium", {"thinkingLevel": "MEDIUM", "includeThoughts": True}),
         ("gemini-3.1-pro-preview", "high", {"thinkingLevel": "HIGH", "includeThoughts": True}),
+        ("gemini-2.5-flash", "none", {"thinkingBudget": 0, "includeThoughts": False}),
+        ("gemini-2.5-flash", "max", {"thinkingBudget": 24576, "includeThoughts": True}),
+        ("gemini-2.5-pro", "none", {"thinkingBudget": 128, "includeThoughts": True}),
+        ("gemini-3.5-flash", "none", {"thinkingLevel": "MINIMAL", "includeThoughts": True}),
+        ("gemini-3.8-flash", "none", {"thinkingLevel": "LOW", "includeThoughts": True}),
+        ("gemini-3.1-pro-preview", "xhigh", {"thinkingLevel": "HIGH", "includeThoughts": True}),
+        ("gemini-3.1-pro-preview", "max", {"thinkingLevel": "HIGH", "includeThoughts": True}),
     ],
 )
 def test_reasoning_effort(
@@ -607,6 +614,64 @@ def test_stream_usage_only_event_is_kept(client: Client, upstream: FakeUpstream)
     assert sum(1 for c in chunks if c.usage is not None) == 1
 
 
+def test_stream_trailing_usage_after_the_last_finish_reason_is_read(
+    client: Client, upstream: FakeUpstream
+) -> None:
+    """Gemini ends its stream at connection close: an event after the final finishReason (here a
+    usage-only record) still counts."""
+    events = [
+        {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 1, "totalTokenCount": 3},
+        },
+        {"usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 5, "totalTokenCount": 7}},
+    ]
+    stream_reply(upstream, FLASH_STREAM, events)
+    with client.chat("gemini/gemini-2.5-flash", "hi", stream=True) as stream:
+        response = stream.until_done()
+    assert response.text == "hi"
+    assert response.choices[0].finish_reason == "stop"
+    assert response.usage is not None
+    assert (response.usage.completion_tokens, response.usage.total_tokens) == (5, 7)
+    assert not response.usage.estimated
+
+
+def test_stream_that_repeats_finish_reason_on_every_event_is_read_whole(
+    client: Client, upstream: FakeUpstream
+) -> None:
+    """The retired gemini-pro (1.0) sent finishReason STOP on every chunk: nothing after the first is lost."""
+    events = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": t}]}, "finishReason": "STOP"}]}
+        for t in ("one ", "two ", "three")
+    ]
+    stream_reply(upstream, FLASH_STREAM, events)
+    with client.chat("gemini/gemini-2.5-flash", "hi", stream=True) as stream:
+        response = stream.until_done()
+    assert response.text == "one two three"
+    assert response.choices[0].finish_reason == "stop"
+
+
+def test_long_prompts_are_priced_at_the_pro_long_context_tier(client: Client, upstream: FakeUpstream) -> None:
+    def usage(prompt: int) -> dict[str, Any]:
+        return {"promptTokenCount": prompt, "candidatesTokenCount": 1000, "totalTokenCount": prompt + 1000}
+
+    costs = []
+    for prompt in (200_000, 200_001):
+        reply(
+            upstream, "/models/gemini-2.5-pro:generateContent", {**TEXT_REPLY, "usageMetadata": usage(prompt)}
+        )
+        response = client.chat("gemini/gemini-2.5-pro", "hi")
+        assert response.cost_breakdown is not None
+        costs.append(response.cost_breakdown)
+    million = Decimal(1_000_000)
+    assert costs[0].input == Decimal(200_000) * Decimal("1.25") / million  # up to 200K: the base price
+    assert costs[0].output == Decimal(1000) * 10 / million
+    assert costs[1].input == Decimal(200_001) * Decimal("2.50") / million  # above: the whole request
+    assert costs[1].output == Decimal(1000) * 15 / million
+
+
 def test_stream_blocked_prompt(client: Client, upstream: FakeUpstream) -> None:
     stream_reply(
         upstream,
@@ -717,6 +782,8 @@ def test_embedding_without_input_type_or_dimensions(client: Client, upstream: Fa
     )
     result = client.embed("gemini/gemini-embedding-001", "abc")
     assert result.vectors == [[0.1, 0.2]]
+    assert result.usage.estimated, "Gemini reports no embedding token count: it is estimated"
+    assert result.usage.prompt_tokens > 0
     assert sent(upstream) == {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "abc"}]}}
 
 

@@ -128,14 +128,28 @@ class GeminiProvider(ProviderPlugin):
     auth_prefix = ""
 
     # reasoning_effort -> thinkingConfig. Gemini 3+ models take a level, 2.x models a token budget
-    # (1K/8K/24K as Gemini's own OpenAI-compatible endpoint maps low/medium/high; minimal = off).
+    # (1K/8K/24K as Gemini's own OpenAI-compatible endpoint maps low/medium/high; none/minimal = off).
+    # Gemini has nothing above HIGH / 24K (the 2.5 Flash maximum): xhigh and max ask for the most there is;
+    # Gemini 3 cannot turn thinking off, so none asks for the least (MINIMAL).
+    level_order: ClassVar[tuple[str, ...]] = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
     thinking_levels: ClassVar[dict[str, str]] = {
+        "none": "MINIMAL",
         "minimal": "MINIMAL",
         "low": "LOW",
         "medium": "MEDIUM",
         "high": "HIGH",
+        "xhigh": "HIGH",
+        "max": "HIGH",
     }
-    thinking_budgets: ClassVar[dict[str, int]] = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+    thinking_budgets: ClassVar[dict[str, int]] = {
+        "none": 0,
+        "minimal": 0,
+        "low": 1024,
+        "medium": 8192,
+        "high": 24576,
+        "xhigh": 24576,
+        "max": 24576,
+    }
     # models that accept only some levels (the nearest accepted level is sent)
     supported_thinking_levels: ClassVar[dict[str, tuple[str, ...]]] = {
         "gemini-3.8-flash": ("LOW", "MEDIUM", "HIGH"),  # "MINIMAL is not available" (Vertex model page)
@@ -153,7 +167,7 @@ class GeminiProvider(ProviderPlugin):
     def thinking_config(self, effort: str, model: ModelInfo) -> dict[str, Any]:
         generation = gemini_generation(model.id)
         if generation is not None and generation >= 3:
-            order = list(self.thinking_levels.values())
+            order = list(self.level_order)
             wanted = self.thinking_levels[effort]
             allowed = self.supported_thinking_levels.get(model.id, tuple(order))
             if wanted not in allowed:  # the nearest allowed level, preferring more thinking
@@ -353,9 +367,10 @@ class GeminiProvider(ProviderPlugin):
     def normalize_stream_event(self, event: ServerSentEvent, state: StreamState) -> list[ChatChunk]:
         """One ``data:`` event (a whole GenerateContentResponse holding only the NEW parts).
 
-        Gemini sends no ``[DONE]``: the stream is complete once every requested candidate has sent a
-        ``finishReason`` (or the prompt was blocked). ``usageMetadata`` repeats with running totals
-        on many events; each is put on its chunk and the core keeps the last one.
+        Gemini sends no ``[DONE]``: the stream ends when the connection closes, and it may end there once
+        every requested candidate has sent a ``finishReason`` (``state.may_end``; later events, such as a
+        trailing usage record, are still read). ``usageMetadata`` repeats with running totals on many
+        events; each is put on its chunk and the core keeps the last one.
         """
         data = event.data.strip()
         if not data:
@@ -386,7 +401,7 @@ class GeminiProvider(ProviderPlugin):
         if chunks:
             chunks[-1].usage = usage
         if len(finished) >= (state.request.n or 1):
-            state.done = True
+            state.may_end = True  # complete; a trailing usage-only event may still follow before close
         return chunks
 
     def _candidate_chunk(self, candidate: dict[str, Any], index: int, state: StreamState) -> ChatChunk:
@@ -519,15 +534,13 @@ class GeminiProvider(ProviderPlugin):
                 provider=self.name,
                 status_code=response.status_code,
             )
-        # The Gemini API reports no token count for embeddings; estimate it so the call is priced.
-        # TODO(core): EmbeddingUsage has no ``estimated`` flag to say so.
-        tokens = (data.get("usageMetadata") or {}).get("promptTokenCount") or sum(
-            estimate_tokens(text) for text in request.input
-        )
+        # The Gemini API reports no token count for embeddings: estimate it (and say so) to price the call.
+        reported = (data.get("usageMetadata") or {}).get("promptTokenCount")
+        tokens = reported or sum(estimate_tokens(text) for text in request.input)
         return EmbeddingResponse(
             data=[Embedding(index=position, embedding=item["values"]) for position, item in enumerate(raw)],
             model=model.id,
-            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens, estimated=not reported),
             provider=self.name,
         )
 
