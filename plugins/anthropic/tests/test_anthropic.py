@@ -415,6 +415,62 @@ def test_effort_on_adaptive_models(
     assert body["output_config"] == {"effort": "low"}
 
 
+@pytest.mark.parametrize("effort", ["xhigh", "max"])
+def test_efforts_above_high(client: Client, upstream: FakeUpstream, effort: str) -> None:
+    """Anthropic's xhigh/max are canonical levels: sent as they are on adaptive models, as a larger
+    budget (shrunk to fit the model's max output) on extended-thinking models."""
+    answer(upstream)
+    client.chat("anthropic/claude-opus-5", "hi", reasoning_effort=effort)
+    assert sent(upstream)["output_config"] == {"effort": effort}
+    answer(upstream)
+    client.chat("anthropic/claude-haiku-4-5", "hi", reasoning_effort=effort)
+    body = sent(upstream)
+    assert body["thinking"]["budget_tokens"] > 32768  # more than "high"
+    assert body["thinking"]["budget_tokens"] < body["max_tokens"] <= 64000
+
+
+@pytest.mark.parametrize(
+    ("model", "thinking"),
+    [
+        ("claude-haiku-4-5", None),  # extended thinking is off unless asked for: nothing to send
+        ("claude-opus-4-8", None),  # adaptive, off by default: likewise
+        ("claude-opus-5", {"type": "disabled"}),  # on by default: switched off
+    ],
+)
+def test_effort_none_turns_thinking_off(
+    client: Client, upstream: FakeUpstream, model: str, thinking: dict[str, Any] | None
+) -> None:
+    answer(upstream)
+    client.chat(f"anthropic/{model}", "hi", reasoning_effort="none")
+    body = sent(upstream)
+    assert body.get("thinking") == thinking
+    assert "output_config" not in body
+
+
+def test_effort_none_is_refused_where_thinking_cannot_be_off(client: Client, upstream: FakeUpstream) -> None:
+    with pytest.raises(UnsupportedFeatureError, match="always thinks"):
+        client.chat("anthropic/claude-opus-5-5", "hi", reasoning_effort="none")
+    assert not upstream.requests
+
+
+def test_tool_error_flag_is_sent(client: Client, upstream: FakeUpstream) -> None:
+    answer(upstream)
+    call = {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "service down", "is_error": True},
+    ]
+    client.chat("anthropic/claude-opus-4-8", messages, tools=[WEATHER])
+    result = sent(upstream)["messages"][-1]["content"][0]
+    assert result == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": "service down",
+        "is_error": True,
+    }
+
+
 def test_forced_tool_rules(client: Client, upstream: FakeUpstream) -> None:
     with pytest.raises(UnsupportedFeatureError, match="forced tool use"):
         client.chat("anthropic/claude-opus-5-5", "hi", tools=[WEATHER], tool_choice="required")

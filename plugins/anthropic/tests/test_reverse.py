@@ -66,12 +66,15 @@ def test_full_request() -> None:
     assert request.stream is True
     assert request.tool_choice == "required"
     assert request.parallel_tool_calls is False
-    assert request.reasoning_effort == "high"  # xhigh/max have no canonical level above high
+    assert request.reasoning_effort == "xhigh"  # Anthropic's levels above high are canonical too
     assert request.extra == {"top_k": 10}
     assert request.tools is not None
     assert request.tools[0].function.parameters == {"type": "object"}
     kinds = [type(m) for m in request.messages]
     assert kinds == [SystemMessage, UserMessage, AssistantMessage, ToolMessage, UserMessage]
+    result = request.messages[3]
+    assert isinstance(result, ToolMessage)
+    assert result.is_error is False  # the tool_result's is_error is kept
     image = request.messages[1].content[0]
     assert isinstance(image, ImagePart)
     assert image.image_url.url == "data:image/png;base64,AAAA"
@@ -89,6 +92,8 @@ def test_full_request() -> None:
         ({"type": "enabled", "budget_tokens": 4096}, "low"),
         ({"type": "enabled", "budget_tokens": 10000}, "medium"),
         ({"type": "enabled", "budget_tokens": 32768}, "high"),
+        ({"type": "enabled", "budget_tokens": 49152}, "xhigh"),
+        ({"type": "enabled", "budget_tokens": 60000}, "max"),
         ({"type": "adaptive"}, None),
     ],
 )

@@ -114,7 +114,10 @@ def conversations(draw: Any) -> list[Message]:
             )
             # the tool results, in any order, right after the assistant turn
             for call in draw(st.permutations(calls)):
-                messages.append(ToolMessage(tool_call_id=call.id, content=text_content(draw)))
+                is_error = draw(st.none() | st.booleans())
+                messages.append(
+                    ToolMessage(tool_call_id=call.id, content=text_content(draw), is_error=is_error)
+                )
     return messages
 
 
@@ -149,7 +152,8 @@ def normal_form(messages: list[Message]) -> tuple[list[str], list[tuple[str, Any
             }
         elif isinstance(message, ToolMessage):
             role = "user"
-            payload = {"results": [(message.tool_call_id, tuple(_texts(message.content)))], "parts": []}
+            result = (message.tool_call_id, tuple(_texts(message.content)), message.is_error)
+            payload = {"results": [result], "parts": []}
         else:
             role = "user"
             parts: list[Any] = []

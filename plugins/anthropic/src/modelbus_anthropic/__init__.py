@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from decimal import Decimal
-from functools import cached_property
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from modelbus.context import StreamState
@@ -42,9 +38,7 @@ from modelbus.errors import (
     UnsupportedFeatureError,
     UpstreamServerError,
 )
-from modelbus.hookspecs import hookimpl
 from modelbus.http import HttpRequest, HttpResponse, join_url
-from modelbus.pricing import compute_cost
 from modelbus.providers.base import ProviderPlugin
 from modelbus.sse import ServerSentEvent
 from modelbus.types.chat import (
@@ -52,7 +46,6 @@ from modelbus.types.chat import (
     ChatRequest,
     ChatResponse,
     Choice,
-    CostBreakdown,
     FinishReason,
     FunctionCall,
     FunctionCallDelta,
@@ -64,7 +57,7 @@ from modelbus.types.chat import (
     ToolCallDelta,
     Usage,
 )
-from modelbus.types.models import ModelInfo, ModelPrice, ProviderSettings
+from modelbus.types.models import ModelInfo, ProviderSettings
 from modelbus_anthropic.convert import (
     anthropic_to_canonical,
     canonical_to_anthropic,
@@ -115,11 +108,27 @@ ERROR_TYPES: dict[str, type[ModelbusError]] = {
 # its message text is not documented, so this is a best guess (see README)
 _SPEND_CAP = re.compile(r"spend|credit balance|billing|usage limit", re.IGNORECASE)
 
-# reasoning_effort -> extended-thinking budget_tokens (models with thinking = "budget")
-THINKING_BUDGETS: dict[str, int] = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32768}
+# reasoning_effort -> extended-thinking budget_tokens (models with thinking = "budget"). "none" sends no
+# thinking; xhigh/max budgets are our choice (shrunk below max_tokens like the others).
+THINKING_BUDGETS: dict[str, int] = {
+    "minimal": 1024,
+    "low": 4096,
+    "medium": 16384,
+    "high": 32768,
+    "xhigh": 49152,
+    "max": 57344,
+}
 MIN_THINKING_BUDGET = 1024
-# reasoning_effort -> output_config.effort (models with thinking = "adaptive")
-ADAPTIVE_EFFORTS: dict[str, str] = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+# reasoning_effort -> output_config.effort (models with thinking = "adaptive"; Anthropic's levels are
+# low/medium/high/xhigh/max). "none" turns thinking off instead, where the model allows it.
+ADAPTIVE_EFFORTS: dict[str, str] = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
+    "max": "max",
+}
 
 JSON_OBJECT_TOOL = "json_object"
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
@@ -127,22 +136,14 @@ JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing e
 
 @dataclass(frozen=True, slots=True)
 class ModelQuirks:
-    """Per-model protocol facts kept in models.toml's ``[quirks]`` table (see the comments there)."""
+    """Per-model protocol facts: a model row's ``quirks`` in models.toml (see the comments there) over
+    these defaults."""
 
     thinking: Literal["budget", "adaptive"] = "adaptive"
     thinking_default: Literal["off", "on", "always"] = "off"
     forced_tool: bool = True
     native_json: bool = True
     prefill: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class LongContextPrice:
-    threshold: int
-    input: Decimal
-    cache_write: Decimal
-    cached_input: Decimal
-    output: Decimal
 
 
 @dataclass(slots=True)
@@ -177,37 +178,12 @@ class Anthropic(ProviderPlugin):
 
     # -- data ----------------------------------------------------------------------------------
 
-    @cached_property
-    def _table(self) -> dict[str, Any]:
-        assert self.models_file is not None
-        with Path(__file__).with_name(self.models_file).open("rb") as handle:
-            return tomllib.load(handle, parse_float=Decimal)
-
-    def _make_quirks(self, row: Mapping[str, Any]) -> ModelQuirks:
+    @staticmethod
+    def quirks(model: ModelInfo) -> ModelQuirks:
+        """The protocol quirks of ``model``: its row's ``quirks`` over the defaults (rows added in config
+        may set them too; unknown keys are ignored)."""
         known = {f.name for f in fields(ModelQuirks)}
-        merged = {**self._table.get("quirk_defaults", {}), **row}
-        return ModelQuirks(**{key: value for key, value in merged.items() if key in known})
-
-    @cached_property
-    def _quirks(self) -> dict[str, ModelQuirks]:
-        return {model_id: self._make_quirks(row) for model_id, row in self._table.get("quirks", {}).items()}
-
-    def quirks(self, model: ModelInfo) -> ModelQuirks:
-        """The protocol quirks of ``model`` (the defaults for ids the table does not list)."""
-        return self._quirks.get(model.id) or self._make_quirks({})
-
-    @cached_property
-    def long_context_prices(self) -> dict[str, LongContextPrice]:
-        return {
-            model_id: LongContextPrice(
-                threshold=int(row["threshold"]),
-                input=Decimal(row["input"]),
-                cache_write=Decimal(row["cache_write"]),
-                cached_input=Decimal(row["cached_input"]),
-                output=Decimal(row["output"]),
-            )
-            for model_id, row in self._table.get("long_context", {}).items()
-        }
+        return ModelQuirks(**{key: value for key, value in model.quirks.items() if key in known})
 
     # -- request -------------------------------------------------------------------------------
 
@@ -227,6 +203,15 @@ class Anthropic(ProviderPlugin):
         quirks = self.quirks(model)
         plan = _Plan()
         effort = request.reasoning_effort
+        thinking_off = effort == "none"
+        if thinking_off and quirks.thinking_default == "always":
+            raise UnsupportedFeatureError(
+                f"{model.full_id} always thinks: reasoning_effort 'none' cannot turn thinking off "
+                "(use 'minimal' or 'low' for the least thinking)",
+                param="reasoning_effort",
+            )
+        if thinking_off:
+            effort = None  # below: no thinking asked for ("disabled" is sent where thinking is on by default)
         thinks = effort is not None or quirks.thinking_default == "always"
         fmt = request.response_format
         caller_tools = [self._tool(tool.function) for tool in request.tools or ()]
@@ -332,6 +317,8 @@ class Anthropic(ProviderPlugin):
             if quirks.thinking_default == "off":
                 plan.thinking = {"type": "adaptive"}
             plan.output_config = {**(plan.output_config or {}), "effort": ADAPTIVE_EFFORTS[effort]}
+        elif thinking_off and quirks.thinking_default == "on":
+            plan.thinking = {"type": "disabled"}
         plan.max_tokens = max_tokens
         return plan
 
@@ -681,29 +668,6 @@ class Anthropic(ProviderPlugin):
             )
             error.args = (error.message,)
         return error
-
-    # -- pricing -------------------------------------------------------------------------------
-
-    @hookimpl
-    def modelbus_price_usage(
-        self, provider: str, model: ModelInfo, usage: Usage, fx_rates: Mapping[str, Decimal]
-    ) -> CostBreakdown | None:
-        """Long-context tiers (Claude Haiku 5.5 over 100K prompt tokens); ``None`` leaves the call to the
-        core's flat-price default. TODO(core): ModelPrice should carry price tiers."""
-        if provider != self.name or model.price is None:
-            return None
-        tier = self.long_context_prices.get(model.id)
-        if tier is None or usage.prompt_tokens <= tier.threshold:
-            return None
-        price: ModelPrice = model.price.model_copy(
-            update={
-                "input": tier.input,
-                "cache_write": tier.cache_write,
-                "cached_input": tier.cached_input,
-                "output": tier.output,
-            }
-        )
-        return compute_cost(usage, price, fx_rates)
 
 
 plugin = Anthropic()

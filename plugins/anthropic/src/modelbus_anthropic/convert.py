@@ -175,6 +175,8 @@ def _tool_result(message: ToolMessage) -> Block:
     content = _text_blocks(message.content)
     if content:
         block["content"] = content[0]["text"] if len(content) == 1 else content
+    if message.is_error is not None:
+        block["is_error"] = message.is_error
     return block
 
 
@@ -277,10 +279,12 @@ def _user_messages(content: Any) -> list[Message]:
         if kind == "tool_result":
             flush()
             result = _text_parts(_blocks(block.get("content")), "a tool_result")
+            is_error = block.get("is_error")
             out.append(
                 ToolMessage(
                     tool_call_id=str(block.get("tool_use_id", "")),
                     content=_as_content(result) if result else "",
+                    is_error=is_error if isinstance(is_error, bool) else None,
                 )
             )
         elif kind == "text":
@@ -337,7 +341,7 @@ def anthropic_to_canonical(system: Any, messages: Sequence[Turn]) -> list[Messag
     ``system`` (a string or text blocks) becomes one system message; a user message becomes tool
     messages (one per ``tool_result``, in order) and user messages (each run of text/image blocks);
     an assistant message becomes one assistant message with its text, tool calls and thinking
-    (see :func:`thinking_fields`). ``is_error`` flags have no canonical slot and are dropped.
+    (see :func:`thinking_fields`); a ``tool_result``'s ``is_error`` becomes the tool message's ``is_error``.
     Raises :class:`BadRequestError` for blocks with no canonical equivalent (documents, server
     tools, images inside tool results).
     """
@@ -361,7 +365,7 @@ def anthropic_to_canonical(system: Any, messages: Sequence[Turn]) -> list[Messag
 
 
 # reverse of the plugin's reasoning_effort mapping (see README "Reasoning")
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
 
 
 def _effort_for_budget(budget: int) -> str:
@@ -371,7 +375,11 @@ def _effort_for_budget(budget: int) -> str:
         return "low"
     if budget <= 16384:
         return "medium"
-    return "high"
+    if budget <= 32768:
+        return "high"
+    if budget <= 49152:
+        return "xhigh"
+    return "max"
 
 
 def request_from_anthropic(body: dict[str, Any], *, provider: str = "anthropic") -> ChatRequest:
