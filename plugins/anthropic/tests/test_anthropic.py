@@ -58,15 +58,19 @@ def upstream() -> Iterator[FakeUpstream]:
         yield server
 
 
-@pytest.fixture
-def client(upstream: FakeUpstream) -> Iterator[Client]:
-    with Client(
+def make_client(upstream: FakeUpstream, **kwargs: Any) -> Client:
+    return Client(
         plugins=[plugin],
         load_entrypoints=False,
         config={},
-        max_retries=0,
         providers={"anthropic": {"api_key": KEY, "base_url": upstream.url}},
-    ) as c:
+        **{"max_retries": 0, **kwargs},
+    )
+
+
+@pytest.fixture
+def client(upstream: FakeUpstream) -> Iterator[Client]:
+    with make_client(upstream) as c:
         yield c
 
 
@@ -316,14 +320,11 @@ def test_sampling_params(client: Client, upstream: FakeUpstream) -> None:
 
 def test_newer_models_reject_temperature(upstream: FakeUpstream) -> None:
     answer(upstream)
-    settings = {"anthropic": {"api_key": KEY, "base_url": upstream.url}}
-    with Client(plugins=[plugin], load_entrypoints=False, config={}, max_retries=0, providers=settings) as c:
+    with make_client(upstream) as c:
         with pytest.raises(UnsupportedFeatureError):
             c.chat("anthropic/claude-opus-5", "hi", temperature=0.2)
         assert not upstream.requests
-    with Client(
-        plugins=[plugin], load_entrypoints=False, config={}, max_retries=0, providers=settings, compat="drop"
-    ) as c:
+    with make_client(upstream, compat="drop") as c:
         c.chat("anthropic/claude-opus-5", "hi", temperature=0.2, top_p=0.5)
     assert "temperature" not in sent(upstream)
     assert "top_p" not in sent(upstream)
@@ -954,13 +955,7 @@ def test_retries_an_overload_then_succeeds(upstream: FakeUpstream) -> None:
         body={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
         retry_after=0,
     )
-    with Client(
-        plugins=[plugin],
-        load_entrypoints=False,
-        config={},
-        max_retries=1,
-        providers={"anthropic": {"api_key": KEY, "base_url": upstream.url}},
-    ) as c:
+    with make_client(upstream, max_retries=1) as c:
         assert c.chat("anthropic/claude-opus-4-8", "hi").text == "ok"
     assert len(upstream.requests) == 2
 
