@@ -38,9 +38,8 @@ def make_client(upstream: FakeUpstream, **kwargs: Any) -> Client:
         plugins=[plugin],
         load_entrypoints=False,
         config={},
-        max_retries=0,
         providers={"mistral": {"api_key": KEY, "base_url": upstream.url}},
-        **kwargs,
+        **{"max_retries": 0, **kwargs},
     )
 
 
@@ -255,13 +254,7 @@ def test_rate_limit_is_retried(upstream: FakeUpstream) -> None:
         body={"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "code": "1300"},
         retry_after=0,
     )
-    with Client(
-        plugins=[plugin],
-        load_entrypoints=False,
-        config={},
-        max_retries=1,
-        providers={"mistral": {"api_key": KEY, "base_url": upstream.url}},
-    ) as client:
+    with make_client(upstream, max_retries=1) as client:
         response = client.chat("mistral/mistral-small-latest", "hi")
     assert response.text == "second time lucky"
     assert len(upstream.requests) == 2
