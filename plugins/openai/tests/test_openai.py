@@ -33,14 +33,14 @@ def upstream() -> Iterator[FakeUpstream]:
         yield server
 
 
-def make_client(upstream: FakeUpstream, **kwargs: Any) -> Client:
+def make_client(upstream: FakeUpstream, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Client:
+    settings = {"api_key": KEY, "base_url": upstream.url, **({"headers": headers} if headers else {})}
     return Client(
         plugins=[plugin],
         load_entrypoints=False,
         config={},
-        max_retries=0,
-        providers={"openai": {"api_key": KEY, "base_url": upstream.url}},
-        **kwargs,
+        providers={"openai": settings},
+        **{"max_retries": 0, **kwargs},
     )
 
 
@@ -224,13 +224,7 @@ def test_extra_headers_for_organization_and_project(upstream: FakeUpstream) -> N
     """OpenAI-Organization / OpenAI-Project travel as configured headers."""
     upstream.add("POST", "/chat/completions", completion())
     headers = {"OpenAI-Organization": "org-123", "OpenAI-Project": "proj_456"}
-    with Client(
-        plugins=[plugin],
-        load_entrypoints=False,
-        config={},
-        max_retries=0,
-        providers={"openai": {"api_key": KEY, "base_url": upstream.url, "headers": headers}},
-    ) as client:
+    with make_client(upstream, headers=headers) as client:
         client.chat("openai/gpt-5.5", "hi")
     sent = upstream.requests[-1].headers
     assert sent["openai-organization"] == "org-123"
