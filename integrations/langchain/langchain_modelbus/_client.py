@@ -128,6 +128,15 @@ class Connection:
             self._async_client = AsyncClient(**{**self._kwargs(), "runtime": self.client.runtime})
         return self._async_client
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        if self._async_client is not None:
+            await self._async_client.aclose()
+        self.close()
+
     def model_info(self, model: str | None = None) -> ModelInfo | None:
         """The model table row, or ``None`` when the model is unknown here.
 

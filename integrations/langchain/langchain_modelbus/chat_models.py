@@ -292,6 +292,14 @@ class ChatModelBus(BaseChatModel):
         """The modelbus model table row of ``model`` (default: this model), if known here."""
         return self.connection.model_info(model)
 
+    def close(self) -> None:
+        """Close the sync client's connections (they are also closed when the model is collected)."""
+        self.connection.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections of the running event loop, and the sync ones."""
+        await self.connection.aclose()
+
     # -- requests ------------------------------------------------------------------------------------
 
     def _request(
@@ -529,11 +537,10 @@ class ChatModelBus(BaseChatModel):
             )
             parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
         else:
-            output_format: dict[str, Any] = {"kwargs": {"method": "json_mode"}}
-            if schema is not None:
-                output_format["schema"] = schema
+            traced = {"kwargs": {"method": "json_mode"}, "schema": schema} if schema is not None else None
             llm = self.bind(
-                response_format={"type": "json_object"}, ls_structured_output_format=output_format
+                response_format={"type": "json_object"},
+                **({"ls_structured_output_format": traced} if traced else {}),
             )
             parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
         if include_raw:

@@ -85,6 +85,14 @@ class ModelBusEmbeddings(BaseModel, Embeddings):
     def modelbus_async_client(self) -> AsyncClient:
         return self.connection.async_client
 
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        self.connection.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections of the running event loop, and the sync ones."""
+        await self.connection.aclose()
+
     def _params(self, input_type: Literal["query", "document"]) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if self.dimensions is not None:
