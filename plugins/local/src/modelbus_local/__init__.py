@@ -50,6 +50,7 @@ OPTIONS_HEADER = "X-Modelbus-Local-Options"
 INPUT_TYPE_HEADER = "X-Modelbus-Local-Input-Type"
 ALIASES_HEADER = "X-Modelbus-Local-Aliases"
 BUILTINS_HEADER = "X-Modelbus-Local-Builtins"
+PROBLEM_HEADER = "X-Modelbus-Local-Problem"
 
 PRICE = {
     "currency": "USD",
@@ -218,14 +219,15 @@ class Local(OpenAICompatibleProvider):
     def _headers(self, model: ModelInfo, settings: ProviderSettings) -> dict[str, str]:
         return {MODEL_HEADER: self.model_source(model, settings), OPTIONS_HEADER: self.load_options(settings)}
 
-    def _builtin_sources(self, settings: ProviderSettings) -> str:
-        sources = {}
+    def _builtin_sources(self, settings: ProviderSettings) -> tuple[str, list[str]]:
+        """(the built-in models' sources, what is missing to run the others)."""
+        sources, problems = {}, []
         for model in self.provider_info.models:
             try:
                 sources[model.id] = self.model_source(model, settings)
-            except ModelbusError:
-                continue  # not installed: /health and /models say so
-        return urlencode(sources)
+            except ModelbusError as error:
+                problems.append(error.message)
+        return urlencode(sources), problems
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -255,14 +257,26 @@ class Local(OpenAICompatibleProvider):
         http_request.headers[INPUT_TYPE_HEADER] = "query" if request.input_type == "query" else "passage"
         return http_request
 
+    # -- errors --------------------------------------------------------------------------------
+
+    def error_from_body(self, response: HttpResponse, body: Any, model: ModelInfo | None) -> ModelbusError:
+        """The base mapping, plus the body's ``param`` (which request field was refused)."""
+        # TODO(core): OpenAICompatibleProvider.error_from_body could copy error.param for every provider
+        error = super().error_from_body(response, body, model)
+        details = body.get("error") if isinstance(body, dict) else None
+        if error.param is None and isinstance(details, dict) and isinstance(details.get("param"), str):
+            error.param = details["param"]
+        return error
+
     # -- health and the live model list --------------------------------------------------------
 
     def health_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
-        return HttpRequest(
-            "GET",
-            join_url(base_url, self.health_path),
-            headers={BUILTINS_HEADER: self._builtin_sources(settings)},
-        )
+        """Healthy = the runtimes are installed and the built-in models' files exist (nothing loads)."""
+        sources, problems = self._builtin_sources(settings)
+        headers = {BUILTINS_HEADER: sources}
+        if problems:
+            headers[PROBLEM_HEADER] = quote(problems[0])
+        return HttpRequest("GET", join_url(base_url, self.health_path), headers=headers)
 
     def list_models_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
         aliases = {
@@ -272,7 +286,7 @@ class Local(OpenAICompatibleProvider):
         return HttpRequest(
             "GET",
             join_url(base_url, "/models"),
-            headers={BUILTINS_HEADER: self._builtin_sources(settings), ALIASES_HEADER: urlencode(aliases)},
+            headers={BUILTINS_HEADER: self._builtin_sources(settings)[0], ALIASES_HEADER: urlencode(aliases)},
         )
 
     def parse_model_list(self, response: HttpResponse) -> list[ModelInfo] | None:

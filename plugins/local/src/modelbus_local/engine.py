@@ -173,6 +173,11 @@ class ChatJob(Job):
         """Called by the token loop before the first token: count the prompt, check the window."""
         self.prompt_tokens = prompt_tokens
         max_tokens = self.kwargs.get("max_tokens")
+        if prompt_tokens >= n_ctx:
+            raise ContextLengthExceeded(
+                f"this model's context window is {n_ctx} tokens and the messages take {prompt_tokens}",
+                param="messages",
+            )
         if max_tokens and prompt_tokens + max_tokens > n_ctx:
             raise ContextLengthExceeded(
                 f"this model's context window is {n_ctx} tokens, but {prompt_tokens + max_tokens} were "
@@ -250,15 +255,18 @@ def load_gguf(spec: ModelSpec) -> Any:
     except GGUFError as exc:
         raise ModelLoadFailed(str(exc)) from None
     n_threads = spec.n_threads or default_threads()
+    # llama.cpp pads a context to a multiple of 256 tokens while llama-cpp-python sizes its token buffer
+    # by the number asked for; asking for a multiple keeps the two equal
+    n_ctx = -(-spec.n_ctx // 256) * 256
     options: dict[str, Any] = {
         "model_path": str(path),
-        "n_ctx": spec.n_ctx,
+        "n_ctx": n_ctx,
         "n_threads": n_threads,
         "n_threads_batch": n_threads,
         "verbose": False,
     }
     if spec.embedding:
-        window = spec.n_ctx or context_length(metadata) or 512
+        window = n_ctx or context_length(metadata) or 512
         options.update(
             n_ctx=window,
             n_batch=window,
@@ -510,9 +518,13 @@ def _as_local_error(exc: Exception) -> LocalError:
     """A typed error for what llama.cpp or a chat template raised."""
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, ValueError) and "exceed context window" in str(exc):
-        return ContextLengthExceeded(f"the messages do not fit the model's context window: {exc}")
+        return ContextLengthExceeded(
+            f"the messages do not fit the model's context window: {exc}", param="messages"
+        )
     if type(exc).__module__.startswith("jinja2"):
         return InvalidRequest(f"the model's chat template rejected the messages: {message}", param="messages")
+    if isinstance(exc, ValueError):  # llama-cpp-python's (and chat templates' raise_exception) bad input
+        return InvalidRequest(f"llama.cpp refused the request: {exc}")
     return LocalError(f"local inference failed: {message}")
 
 

@@ -59,6 +59,7 @@ OPTIONS_HEADER = "x-modelbus-local-options"  # n_ctx=..&n_threads=..&max_concurr
 INPUT_TYPE_HEADER = "x-modelbus-local-input-type"  # query | passage
 ALIASES_HEADER = "x-modelbus-local-aliases"  # alias=<quoted path>&... (GET /models)
 BUILTINS_HEADER = "x-modelbus-local-builtins"  # id=<model header value>&... (GET /models)
+PROBLEM_HEADER = "x-modelbus-local-problem"  # why a built-in model cannot run (GET /health)
 
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 JSON_HEADERS = {"content-type": "application/json"}
@@ -221,6 +222,9 @@ def _require_runtimes() -> None:
 def health_body(headers: httpx.Headers) -> dict[str, Any]:
     """``GET /health``: the runtimes import and the built-in model files exist (nothing is loaded)."""
     _require_runtimes()
+    problem = headers.get(PROBLEM_HEADER)
+    if problem:
+        raise RuntimeMissing(unquote(problem))
     for name, raw in parse_qsl(headers.get(BUILTINS_HEADER, "")):
         engine_name, _, source = raw.partition(":")
         if engine_name == "gguf" and not Path(unquote(source)).is_file():
