@@ -1,8 +1,9 @@
-"""{{ cookiecutter.__project_slug }}: modelbus's conformance kit plus this provider's own tests.
+"""Tests of {{ cookiecutter.__project_slug }}.
 
-Every test runs the real modelbus ``Client`` against ``FakeUpstream``, a local HTTP server that answers
-like the provider: nothing is mocked and nothing leaves the machine. Add a test here for each quirk of
-the provider (a renamed parameter, an odd error code ...), with a wire sample or a FakeUpstream route.
+modelbus's conformance kit plus this provider's own tests. Every test runs the real modelbus ``Client``
+against ``FakeUpstream``, a local HTTP server that answers like the provider: nothing is mocked and
+nothing leaves the machine. Add a test here for each quirk of the provider (a renamed parameter, an odd
+error code ...), with a wire sample or a FakeUpstream route.
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+"""The template directory is Jinja, not Python: keep pytest out of it (`pytest cookiecutter-provider`)."""
+
+from __future__ import annotations
+
+collect_ignore_glob = ["{{*"]
