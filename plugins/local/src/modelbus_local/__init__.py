@@ -84,7 +84,9 @@ class LocalSettings(ProviderSettings):
     n_ctx: int = Field(
         default=0, ge=0, description="Context tokens to allocate per model; 0 = the GGUF's own length."
     )
-    n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads per model.")
+    n_threads: int | None = Field(
+        default=None, ge=1, le=512, description="CPU threads per model; default half the CPUs (max 8)."
+    )
     max_concurrency: int = Field(
         default=2, ge=1, le=256, description="Inference jobs running at once in this process, all models."
     )
