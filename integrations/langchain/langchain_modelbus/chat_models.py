@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
@@ -72,6 +73,7 @@ _REQUEST_FIELDS = frozenset(
 )
 _SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "n", "presence_penalty", "frequency_penalty")
 StructuredMethod = Literal["function_calling", "json_mode", "json_schema"]
+_CONNECTION_LOCK = threading.Lock()
 
 
 class ChatModelBus(BaseChatModel):
@@ -275,7 +277,9 @@ class ChatModelBus(BaseChatModel):
     def connection(self) -> Connection:
         """How this model reaches modelbus (clients built on first use)."""
         if self._connection is None:
-            self._connection = self._new_connection()
+            with _CONNECTION_LOCK:  # batch() calls from a thread pool: build one connection, not several
+                if self._connection is None:
+                    self._connection = self._new_connection()
         return self._connection
 
     @property

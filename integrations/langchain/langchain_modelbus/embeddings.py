@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from modelbus import AsyncClient, Client
 
 __all__ = ["ModelBusEmbeddings"]
+
+_CONNECTION_LOCK = threading.Lock()
 
 
 class ModelBusEmbeddings(BaseModel, Embeddings):
@@ -63,18 +66,20 @@ class ModelBusEmbeddings(BaseModel, Embeddings):
     @property
     def connection(self) -> Connection:
         if self._connection is None:
-            explicit_key = "api_key" in self.model_fields_set or bool(self.base_url)
-            self._connection = Connection(
-                model=self.model,
-                base_url=self.base_url,
-                api_key=self.api_key.get_secret_value() if self.api_key and explicit_key else None,
-                providers=self.providers,
-                config=self.config,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-                client=self.client,
-                async_client=self.async_client,
-            )
+            with _CONNECTION_LOCK:
+                if self._connection is None:
+                    explicit_key = "api_key" in self.model_fields_set or bool(self.base_url)
+                    self._connection = Connection(
+                        model=self.model,
+                        base_url=self.base_url,
+                        api_key=self.api_key.get_secret_value() if self.api_key and explicit_key else None,
+                        providers=self.providers,
+                        config=self.config,
+                        max_retries=self.max_retries,
+                        timeout=self.timeout,
+                        client=self.client,
+                        async_client=self.async_client,
+                    )
         return self._connection
 
     @property

@@ -257,6 +257,29 @@ def test_modelbus_errors_surface_unchanged(upstream: FakeUpstream) -> None:
         llm.invoke("hi")
 
 
+def test_concurrent_first_calls_share_one_loaded_client(
+    upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """batch() runs its first calls in a thread pool: plugins must load once, before any of them
+    (modelbus's PluginHost marks itself loaded before it is: a slow plugin makes that window wide)."""
+    import time
+
+    from modelbus.plugins import PluginHost
+
+    collect = PluginHost._collect_providers
+
+    def slow_collect(self: PluginHost, record: Any) -> None:
+        time.sleep(0.05)
+        collect(self, record)
+
+    monkeypatch.setattr(PluginHost, "_collect_providers", slow_collect)
+    for _ in range(2):
+        llm = ChatModelBus(model=MODEL, base_url=upstream.url + "/v1", api_key="k")
+        results = llm.batch([f"hi {n}" for n in range(8)], config={"max_concurrency": 8})
+        assert [r.content for r in results] == [f"You said: hi {n}" for n in range(8)]
+        llm.close()
+
+
 # ------------------------------------------------------------------------------ gateway
 
 

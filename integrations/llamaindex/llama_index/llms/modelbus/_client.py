@@ -10,6 +10,7 @@ keys, the model tables, routing and billing.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,7 @@ class Connection:
         self.compat = compat
         self._client = client
         self._async_client = async_client
+        self._lock = threading.Lock()
 
     @property
     def gateway(self) -> bool:
@@ -114,18 +116,27 @@ class Connection:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from modelbus import Client
+            with self._lock:
+                if self._client is None:
+                    from modelbus import Client
 
-            self._client = Client(**self._kwargs())
+                    client = Client(**self._kwargs())
+                    # Load the plugins now, under the lock: modelbus's PluginHost.load() is not safe
+                    # against concurrent first calls (a thread pool, e.g. LangChain's batch(), would see
+                    # a host marked loaded but still empty).
+                    _ = client.runtime.registry
+                    self._client = client
         return self._client
 
     @property
     def async_client(self) -> AsyncClient:
         if self._async_client is None:
-            from modelbus import AsyncClient
+            runtime = self.client.runtime  # the same plugins, config and registry (pools stay apart)
+            with self._lock:
+                if self._async_client is None:
+                    from modelbus import AsyncClient
 
-            # the same plugins, config, registry and settings as the sync twin (its pools stay apart)
-            self._async_client = AsyncClient(**{**self._kwargs(), "runtime": self.client.runtime})
+                    self._async_client = AsyncClient(**{**self._kwargs(), "runtime": runtime})
         return self._async_client
 
     def close(self) -> None:
