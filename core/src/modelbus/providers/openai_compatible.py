@@ -86,6 +86,7 @@ class OpenAICompatibleProvider(ProviderPlugin):
     """Configure with class attributes; override a method only for a real protocol difference."""
 
     chat_path: ClassVar[str] = "/chat/completions"
+    model_chat_paths: ClassVar[dict[str, str]] = {}  # model id -> its own chat path (Spark's /v2 models)
     embeddings_path: ClassVar[str | None] = "/embeddings"
     models_path: ClassVar[str | None] = "/models"
     stream_usage: ClassVar[bool] = True  # ask for the final usage chunk (stream_options.include_usage)
@@ -112,11 +113,19 @@ class OpenAICompatibleProvider(ProviderPlugin):
                 wire["content"] = None  # several providers require the key to be present
         return wire
 
+    def messages_to_wire(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """The whole ``messages`` array; override for rules that span messages (DeepSeek's replay)."""
+        return [self.message_to_wire(message) for message in messages]
+
+    def chat_path_for(self, model: ModelInfo) -> str:
+        """The chat endpoint for ``model`` (``model_chat_paths`` overrides ``chat_path`` per model)."""
+        return self.model_chat_paths.get(model.id, self.chat_path)
+
     def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
         """The JSON body of a chat request."""
         body: dict[str, Any] = {
             "model": model.id,
-            "messages": [self.message_to_wire(m) for m in request.messages],
+            "messages": self.messages_to_wire(request.messages),
         }
         for field in _SAMPLING:
             value = getattr(request, field)
@@ -146,7 +155,7 @@ class OpenAICompatibleProvider(ProviderPlugin):
     ) -> HttpRequest:
         return HttpRequest(
             "POST",
-            join_url(base_url, self.chat_path),
+            join_url(base_url, self.chat_path_for(model)),
             headers={
                 "Content-Type": "application/json",
                 "Accept": "text/event-stream" if request.stream else "application/json",

@@ -145,6 +145,12 @@ class ProviderConformanceTests:
                 assert status.ok is (sample.expect.healthy if sample.expect.healthy is not None else True), (
                     status
                 )
+            elif sample.kind == "models":
+                listed = client.list_models(self.provider)
+                if sample.expect.model_ids is not None:
+                    assert [m.id for m in listed] == sample.expect.model_ids
+                assert all(m.provider == self.provider for m in listed)
+                assert {m.full_id for m in listed} <= {m.full_id for m in client.models()}
             elif sample.expect.error is not None:
                 self._check_error(client, sample)
             elif sample.kind == "embedding":
