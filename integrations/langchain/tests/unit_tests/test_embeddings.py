@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_modelbus import ModelBusEmbeddings
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
@@ -33,3 +34,12 @@ def test_batches_and_empty_texts() -> None:
     assert ModelBusEmbeddings(model="x/y", dimensions=8, input_types=False, model_kwargs={"k": 1})._params(
         "document"
     ) == {"dimensions": 8, "extra": {"k": 1}}
+
+
+def test_only_the_fake_upstream_host_is_reachable() -> None:
+    """pytest-socket guards these tests: a connection anywhere but 127.0.0.1 fails before it is made."""
+    import socket
+
+    pytest_socket = pytest.importorskip("pytest_socket")
+    with pytest.raises(pytest_socket.SocketConnectBlockedError):
+        socket.create_connection(("127.0.0.2", 9), timeout=1)  # loopback: harmless even if not blocked
