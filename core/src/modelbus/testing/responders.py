@@ -485,7 +485,7 @@ class SmartResponder:
         self.chunk_words = max(1, chunk_words)
         self._lock = threading.Lock()
         self._count = 0
-        self._prefixes: set[str] = set()
+        self._prefixes: set[bytes] = set()
 
     def _next(self) -> int:
         with self._lock:
@@ -659,10 +659,14 @@ class SmartResponder:
     def _cached_tokens(self, prompt_text: str, prompt_tokens: int) -> int:
         """Tokens of the longest 512-character-block prefix of this prompt seen in an earlier request."""
         block = 512  # ~128 tokens
-        prefixes = [prompt_text[: block * k] for k in range(1, len(prompt_text) // block + 1)]
+        digest = hashlib.blake2b(digest_size=16)
+        prefixes: list[tuple[int, bytes]] = []  # (length, hash of the prompt's first `length` characters)
+        for start in range(0, len(prompt_text) - block + 1, block):
+            digest.update(prompt_text[start : start + block].encode("utf-8"))
+            prefixes.append((start + block, digest.copy().digest()))
         with self._lock:
-            hit = max((len(p) for p in prefixes if p in self._prefixes), default=0)
-            self._prefixes.update(prefixes)
+            hit = max((length for length, key in prefixes if key in self._prefixes), default=0)
+            self._prefixes.update(key for _, key in prefixes)
         if prompt_tokens < self.cache_min_tokens or not hit:
             return 0
         return estimate_tokens(prompt_text[:hit])
