@@ -11,6 +11,7 @@ gateway (``base_url``). Capabilities are declared as they are, not to make tests
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,6 +42,16 @@ class _OfflineSuite(ChatModelIntegrationTests):
     @pytest.fixture(autouse=True)
     def _fake_upstream(self, smart_upstream: FakeUpstream) -> None:
         type(self).upstream_url = smart_upstream.url
+
+    @pytest.fixture
+    async def model(self, request: pytest.FixtureRequest) -> AsyncIterator[BaseChatModel]:
+        """The suite's own fixture, plus closing the model's connections in the test's event loop
+        (an aiohttp session left open would be reported when it is collected, in a later test)."""
+        extra = getattr(request, "param", None) or {}
+        params = {**self.standard_chat_model_params, **self.chat_model_params, **extra}
+        model = self.chat_model_class(**params)
+        yield model
+        await model.aclose()  # type: ignore[attr-defined]
 
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
