@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import queue
+import random
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -155,6 +156,9 @@ def chat_job(body: Any, headers: httpx.Headers) -> ChatJob:
     if body.get("tool_choice") not in (None, "none"):
         raise UnsupportedParameter("local models do not call tools", param="tool_choice")
     kwargs: dict[str, Any] = {key: body[key] for key in _SAMPLING if body.get(key) is not None}
+    # without a seed, llama-cpp-python derives each call's seed from the last one: the same sequence in
+    # every fresh process. OpenAI's semantics: unseeded sampling is not reproducible.
+    kwargs.setdefault("seed", random.getrandbits(32))
     if body.get("max_completion_tokens") is not None:
         kwargs["max_tokens"] = body["max_completion_tokens"]
     messages = []
