@@ -630,6 +630,15 @@ def _user_content(content: str | list[Any]) -> str | list[dict[str, Any]]:
             parts.append(
                 {"type": "image_url", "image_url": image if isinstance(image, dict) else {"url": image}}
             )
+        elif kind == "image" and isinstance(block.get("source"), dict):  # Anthropic's image block
+            source = block["source"]
+            if source.get("type") == "url":
+                parts.append({"type": "image_url", "image_url": {"url": source["url"]}})
+            else:
+                mime = source.get("media_type") or "image/png"
+                parts.append(
+                    {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{source['data']}"}}
+                )
         elif kind == "image":
             url = block.get("url")
             data = block.get("base64") or block.get("data")
@@ -681,14 +690,19 @@ def _message_to_modelbus(message: BaseMessage) -> dict[str, Any]:
         for key in ("reasoning_content", "reasoning_signature"):
             if isinstance(message.additional_kwargs.get(key), str):
                 out[key] = message.additional_kwargs[key]
-        if "reasoning_content" not in out and isinstance(message.content, list):  # v1 content blocks
-            reasoning = "".join(
-                block.get("reasoning") or ""
-                for block in message.content
-                if isinstance(block, dict) and block.get("type") == "reasoning"
-            )
+        if "reasoning_content" not in out and isinstance(message.content, list):
+            # v1 "reasoning" blocks, or Anthropic "thinking" blocks (with the signature a replay needs)
+            blocks = [
+                b
+                for b in message.content
+                if isinstance(b, dict) and b.get("type") in ("reasoning", "thinking")
+            ]
+            reasoning = "".join(b.get("reasoning") or b.get("thinking") or "" for b in blocks)
+            signatures = [b["signature"] for b in blocks if isinstance(b.get("signature"), str)]
             if reasoning:
                 out["reasoning_content"] = reasoning
+            if signatures and "reasoning_signature" not in out:
+                out["reasoning_signature"] = signatures[-1]
     elif isinstance(message, ToolMessage):
         out = {
             "role": "tool",

@@ -66,6 +66,10 @@ class _OfflineSuite(ChatModelIntegrationTests):
         return True  # response_format json_object (deepseek-chat has it)
 
     @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True  # Anthropic-style tools, image sources and signed thinking blocks are translated
+
+    @property
     def supported_usage_metadata_details(self) -> dict[str, list[str]]:  # type: ignore[override]
         return {
             "invoke": ["reasoning_output", "cache_read_input"],

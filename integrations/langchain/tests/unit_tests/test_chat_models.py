@@ -351,3 +351,33 @@ def test_usage_metadata_carries_cache_and_reasoning_details() -> None:
         "input_token_details": {"cache_read": 64, "cache_creation": 8},
         "output_token_details": {"reasoning": 30},
     }
+
+
+def test_anthropic_style_blocks_are_translated() -> None:
+    human = HumanMessage(
+        [
+            {"type": "text", "text": "what color?", "cache_control": {"type": "ephemeral"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "QUJD"}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/c.png"}},
+        ]
+    )
+    assert _message_to_modelbus(human)["content"] == [
+        {"type": "text", "text": "what color?"},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,QUJD"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/c.png"}},
+    ]
+    ai = AIMessage(
+        [
+            {"type": "thinking", "thinking": "A greeting.", "signature": "sig-1"},
+            {"type": "text", "text": "Hello!"},
+        ]
+    )
+    assert _message_to_modelbus(ai) == {
+        "role": "assistant",
+        "content": "Hello!",
+        "reasoning_content": "A greeting.",
+        "reasoning_signature": "sig-1",
+    }
+    ChatRequest.model_validate(
+        {"model": "x/y", "messages": [_message_to_modelbus(human), _message_to_modelbus(ai)]}
+    )
