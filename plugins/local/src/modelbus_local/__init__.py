@@ -121,6 +121,8 @@ class Local(OpenAICompatibleProvider):
     # `local/<alias>` for GGUF files configured under [providers.local] models. The table row of such a
     # model is this template: its context_window is a placeholder, the file's own window is what
     # applies (and what `modelbus models --live 'local/*'` shows).
+    # TODO(core): let a plugin add table rows derived from its settings (here: one per configured GGUF,
+    # with the window read from the file), so aliases show real values without --live.
     unlisted_model: ClassVar[dict[str, Any] | None] = {
         "context_window": 4096,
         "quality_tier": 1,
