@@ -527,3 +527,15 @@ def test_configured_fallbacks_fail_over_on_retryable_errors(upstream: FakeUpstre
     upstream.fail(400, body={"error": {"message": "bad"}})
     with pytest.raises(BadRequestError):  # not retryable: no failover
         client.chat("acme/acme-chat", "hi")
+
+
+def test_n_equal_one_is_the_default_and_error_params_are_kept(upstream: FakeUpstream, client: Client) -> None:
+    client.chat("acme/acme-mini", "hi", n=1)  # acme-mini supports no n, but n=1 asks for nothing
+    assert "n" not in upstream.requests[-1].json
+    upstream.fail(
+        400, body={"error": {"message": "bad value", "param": "temperature", "code": "invalid_value"}}
+    )
+    with pytest.raises(BadRequestError) as error:
+        client.chat("acme/acme-chat", "hi")
+    assert error.value.param == "temperature"
+    assert error.value.to_openai_error()["error"]["param"] == "temperature"

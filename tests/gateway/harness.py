@@ -57,7 +57,7 @@ class GatewayThread:
 
     def __init__(self, config: dict[str, Any], **settings: Any) -> None:
         self.config = ModelbusConfig.from_dict(config, source="(test)")
-        self.settings = GatewaySettings(master_key=MASTER, log_requests=True, **settings)
+        self.settings = GatewaySettings(**{"master_key": MASTER, "log_requests": True, **settings})
         self.app = create_app(self.config, self.settings)
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

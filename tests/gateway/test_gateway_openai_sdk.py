@@ -367,3 +367,15 @@ def test_request_size_limit_and_no_per_request_upstream(gateway: GatewayThread) 
     assert "configured on the gateway" in ssrf.json()["error"]["message"]
     in_url = httpx.get(gateway.url + f"/v1/models?api_key={key}")
     assert in_url.status_code == 401  # keys are only read from the Authorization header
+
+
+def test_a_modelbus_client_through_the_gateway_sees_the_billed_cost(gateway: GatewayThread) -> None:
+    from modelbus.connection import Connection
+
+    connection = Connection(
+        model="deepseek/deepseek-chat", base_url=gateway.url + "/v1", api_key=gateway.create_key()
+    )
+    response = connection.client.chat(connection.target(), "hi")
+    assert response.text == "Hello from the upstream."
+    assert str(response.cost) == "0.0000028000"  # what the gateway billed, from x-modelbus-cost-usd
+    connection.close()

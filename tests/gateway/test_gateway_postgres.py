@@ -41,7 +41,7 @@ def pg_gateway(postgres_url: str, upstream: FakeUpstream) -> Iterator[GatewayThr
     name = "t_" + uuid.uuid4().hex[:12]
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # noqa: S608 - generated identifier, not input
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
     server = GatewayThread(provider_config(upstream), database_url=url).start()
@@ -53,7 +53,9 @@ def test_migrations_and_ledger_on_postgres(pg_gateway: GatewayThread) -> None:
     key = pg_gateway.create_key(team="pg")
     client = openai.OpenAI(base_url=pg_gateway.url + "/v1", api_key=key, max_retries=0)
     client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-    list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True))
+    list(
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
+    )
     with pg_gateway.service.store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
         rows = [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM ledger ORDER BY created_at"))]
@@ -72,8 +74,9 @@ async def test_wallet_concurrency_on_postgres(pg_gateway: GatewayThread, upstrea
 
     async def one() -> int:
         try:
-            await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
-                                                 max_tokens=64)
+            await client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=64
+            )
             return 200
         except openai.APIStatusError as error:
             return error.status_code
@@ -82,8 +85,9 @@ async def test_wallet_concurrency_on_postgres(pg_gateway: GatewayThread, upstrea
     await client.close()
     assert set(statuses) == {200, 402}
     with pg_gateway.service.store.engine.connect() as conn:
-        spent, reserved = conn.execute(sa.text(
-            "SELECT COALESCE(SUM(cost_usd), 0), MAX(reserved_usd) FROM ledger WHERE team = 'tight'")).one()
+        spent, reserved = conn.execute(
+            sa.text("SELECT COALESCE(SUM(cost_usd), 0), MAX(reserved_usd) FROM ledger WHERE team = 'tight'")
+        ).one()
         balance = conn.execute(sa.text("SELECT balance_usd FROM wallets WHERE team = 'tight'")).scalar_one()
     assert spent <= Decimal("0.0001") + reserved
     assert balance == Decimal("0.0001") - spent
@@ -91,8 +95,11 @@ async def test_wallet_concurrency_on_postgres(pg_gateway: GatewayThread, upstrea
 
 def test_admin_and_usage_on_postgres(pg_gateway: GatewayThread) -> None:
     key = pg_gateway.create_key(team="a")
-    httpx.post(pg_gateway.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-               json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    httpx.post(
+        pg_gateway.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert pg_gateway.admin("DELETE", f"/admin/keys/{key.split('-')[1]}").status_code == 200
     csv_text = pg_gateway.admin("GET", "/admin/usage?group_by=key,model&format=csv").text
     assert csv_text.splitlines()[0].startswith("key,model,requests")

@@ -54,7 +54,7 @@ class BaseCall:
 
     @property
     def hook(self) -> Any:
-        return self.runtime.hook
+        return self.runtime.host.provider_hooks(self.provider)
 
     def redacted(self, error: ModelbusError) -> ModelbusError:
         """Stamp provider/model on ``error``, mask any secret in its message, and take a retry hint
@@ -161,8 +161,10 @@ class ChatCall(BaseCall):
             unsupported_params.add("reasoning_effort")
         if request.parallel_tool_calls is not None and not model.supports("parallel_tool_calls"):
             unsupported_params.add("parallel_tool_calls")
+        if request.n == 1:  # OpenAI's default: the same as not asking, whatever the model supports
+            updates["n"] = None
         for param in DROPPABLE:
-            if param in unsupported_params and getattr(request, param) is not None:
+            if param in unsupported_params and updates.get(param, getattr(request, param)) is not None:
                 if compat == "strict":
                     raise unsupported(f"the parameter {param!r} (drop it or use compat='drop')", param)
                 updates[param] = None
@@ -227,7 +229,9 @@ class ChatCall(BaseCall):
             result.usage = Usage.of(
                 estimate_prompt_tokens(self.request), completion, reasoning=reasoning, estimated=True
             )
-        result.cost, result.cost_breakdown = self.price(result.usage)
+        cost, breakdown = self.price(result.usage)
+        if cost is not None or result.cost is None:  # keep a cost the provider reported itself
+            result.cost, result.cost_breakdown = cost, breakdown
         return result
 
     def stream_state(self) -> StreamState:

@@ -10,6 +10,7 @@ The data path of a call::
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -389,7 +390,8 @@ class Client(_BaseClient):
             response_error = error
             raise
         finally:
-            self._after_call(request, stream.response, response_error, context)
+            if not sys.is_finalizing():  # a stream left open at interpreter exit: nothing to report to
+                self._after_call(request, stream.response, response_error, context)
 
     def embed(
         self,
@@ -620,7 +622,8 @@ class AsyncClient(_BaseClient):
             response_error = error
             raise
         finally:
-            self._after_call(request, stream.response, response_error, context)
+            if not sys.is_finalizing():  # a stream left open at interpreter exit: nothing to report to
+                self._after_call(request, stream.response, response_error, context)
 
     async def embed(
         self,

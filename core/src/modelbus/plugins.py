@@ -13,6 +13,7 @@ Set ``MODELBUS_LOAD_PLUGINS`` to a comma-separated list of entry-point names to 
 from __future__ import annotations
 
 import os
+import threading
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class PluginHost:
         self._load_entrypoints = load_entrypoints
         self._extra = list(plugins)
         self._loaded = False
+        self._lock = threading.RLock()
+        self._provider_hooks: dict[str, ProviderHooks] = {}
 
     @property
     def hook(self) -> Any:
@@ -69,28 +72,52 @@ class PluginHost:
         return self.pm.hook
 
     def load(self) -> None:
-        """Register builtins, entry-point plugins and code plugins, once."""
+        """Register builtins, entry-point plugins and code plugins, once (thread-safe: the first
+        caller loads, concurrent callers wait for it)."""
         if self._loaded:
             return
-        self._loaded = True
-        from modelbus import builtin
+        with self._lock:
+            if self._loaded:
+                return
+            from modelbus import builtin
 
-        self._register(builtin, name="modelbus.builtin", record=PluginRecord("modelbus.builtin", "builtin"))
-        if self._load_entrypoints:
-            for entry_point in self._entry_points():
-                self._load_entry_point(entry_point)
-        for plugin in self._extra:
-            self._register_code_plugin(plugin)
-        for record in self.records:
-            if record.ok:
-                self._collect_providers(record)
+            self._register(
+                builtin, name="modelbus.builtin", record=PluginRecord("modelbus.builtin", "builtin")
+            )
+            if self._load_entrypoints:
+                for entry_point in self._entry_points():
+                    self._load_entry_point(entry_point)
+            for plugin in self._extra:
+                self._register_code_plugin(plugin)
+            for record in self.records:
+                if record.ok:
+                    self._collect_providers(record)
+            self._loaded = True
+
+    def provider_hooks(self, provider: str) -> ProviderHooks:
+        """The hooks to call for one provider: the same as :attr:`hook`, minus the plugins that declare
+        they answer only for other providers (``answers_for``). Same results, far fewer calls per hook
+        when many provider plugins are installed."""
+        hooks = self._provider_hooks.get(provider)
+        if hooks is None:
+            self.load()
+            others = [
+                plugin
+                for plugin in self.pm.get_plugins()
+                if getattr(plugin, "answers_for", None) is not None and provider not in plugin.answers_for
+            ]
+            hooks = ProviderHooks(self.pm, others)
+            self._provider_hooks[provider] = hooks
+        return hooks
 
     def register(self, plugin: object, name: str | None = None) -> PluginRecord:
         """Register a plugin object or module from code. Returns its record (check ``.error``)."""
         self.load()
-        record = self._register_code_plugin(plugin, name=name)
-        if record.ok:
-            self._collect_providers(record)
+        with self._lock:
+            record = self._register_code_plugin(plugin, name=name)
+            if record.ok:
+                self._collect_providers(record)
+            self._provider_hooks.clear()
         return record
 
     def call_isolated(self, hook_name: str, **kwargs: Any) -> list[tuple[str, BaseException]]:
@@ -207,12 +234,30 @@ class PluginHost:
             record.providers.append(info.name)
 
 
+class ProviderHooks:
+    """Attribute access to per-provider subset hook callers (see :meth:`PluginHost.provider_hooks`)."""
+
+    def __init__(self, pm: pluggy.PluginManager, others: list[object]) -> None:
+        self._pm = pm
+        self._others = others
+
+    def __getattr__(self, name: str) -> Any:
+        caller = (
+            self._pm.subset_hook_caller(name, self._others) if self._others else getattr(self._pm.hook, name)
+        )
+        setattr(self, name, caller)  # later lookups find the attribute and skip __getattr__
+        return caller
+
+
 _default_host: PluginHost | None = None
+_default_lock = threading.Lock()
 
 
 def default_host() -> PluginHost:
     """The process-wide host that loads entry-point plugins (created on first use)."""
     global _default_host
     if _default_host is None:
-        _default_host = PluginHost()
+        with _default_lock:
+            if _default_host is None:
+                _default_host = PluginHost()
     return _default_host

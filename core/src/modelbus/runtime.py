@@ -50,10 +50,11 @@ class Runtime:
 
     @property
     def registry(self) -> ModelRegistry:
-        if self._registry is None:
+        registry = self._registry
+        if registry is None:
             self.host.load()
-            self._registry = ModelRegistry(self.host.providers, self.config)
-        return self._registry
+            registry = self._registry = ModelRegistry(self.host.providers, self.config)
+        return registry
 
     def invalidate(self) -> None:
         """Forget the registry and settings (after registering a plugin in code)."""

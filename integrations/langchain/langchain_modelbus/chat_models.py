@@ -39,7 +39,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from langchain_modelbus._client import Connection
+from modelbus.connection import Connection
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile

@@ -9,7 +9,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from langchain_modelbus._client import Connection
+from modelbus.connection import Connection
 
 if TYPE_CHECKING:
     from modelbus import AsyncClient, Client

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -56,18 +55,11 @@ async def test_async_embeddings_through_the_gateway(upstream: FakeUpstream) -> N
     await embed.aclose()
 
 
-def test_the_connection_module_matches_langchain_modelbus() -> None:
-    """Both integrations ship the same small ``_client.py`` (each installs alone): keep them in step."""
-    here = Path(__file__).parents[1] / "llama_index" / "llms" / "modelbus" / "_client.py"
-    there = Path(__file__).parents[2] / "langchain" / "langchain_modelbus" / "_client.py"
-    if not there.exists():
-        pytest.skip("not in the modelbus repository")
+def test_both_integrations_share_the_core_connection() -> None:
+    """The connection logic lives once, in modelbus.connection, for LlamaIndex and LangChain alike."""
+    from llama_index.llms.modelbus import base, embedding
 
-    def code(path: Path) -> list[str]:
-        return [
-            line
-            for line in path.read_text().splitlines()
-            if "LangChain" not in line and "LlamaIndex" not in line
-        ]
+    from modelbus.connection import Connection
 
-    assert code(here) == code(there)
+    assert base.Connection is Connection
+    assert embedding.Connection is Connection

@@ -23,7 +23,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelbus.client import AsyncClient
 from modelbus.config import ModelbusConfig
@@ -57,52 +56,6 @@ def error_response(error: ModelbusError, request_id: str | None = None) -> Respo
         headers=headers,
         media_type="application/json",
     )
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
-                return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise RequestTooLargeError(f"request body over {self.limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
-    async def _refuse(self, send: Send) -> None:
-        error = RequestTooLargeError(
-            f"request body over {self.limit} bytes; send less (or raise max_request_bytes)"
-        )
-        body = dumps(error_body(error))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 class Gateway:
@@ -170,8 +123,24 @@ class Gateway:
             raise AdminAuthError("the admin API needs the master key")
 
 
-async def read_json(request: Request) -> Any:
-    body = await request.body()
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON; 413 past ``limit`` bytes, whether or not Content-Length was sent.
+
+    The body's size is kept on ``request.state.body_bytes`` (it bounds the prompt for reservations)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise RequestTooLargeError(f"request body over {limit} bytes; send less (or raise max_request_bytes)")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(
+                f"request body over {limit} bytes; send less (or raise max_request_bytes)"
+            )
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request.state.body_bytes = size
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -292,7 +261,8 @@ def create_app(
     async def chat_completions(request: Request) -> Response:
         svc = gateway.svc
         caller = await svc.authenticate(request.headers.get("authorization"))
-        job = svc.admit(caller, await read_json(request), "chat")
+        body = await read_json(request, gateway.settings.max_request_bytes)
+        job = svc.admit(caller, body, "chat", request.state.body_bytes)
         try:
             if getattr(job.request, "stream", False):
                 stream = await guard_disconnect(request, svc.open_stream(job))
@@ -309,7 +279,8 @@ def create_app(
     async def embeddings(request: Request) -> Response:
         svc = gateway.svc
         caller = await svc.authenticate(request.headers.get("authorization"))
-        job = svc.admit(caller, await read_json(request), "embeddings")
+        body = await read_json(request, gateway.settings.max_request_bytes)
+        job = svc.admit(caller, body, "embeddings", request.state.body_bytes)
         try:
             response, headers = await guard_disconnect(request, svc.complete(job))
         except ModelbusError as error:
@@ -372,7 +343,7 @@ def create_app(
 
     async def create_key(request: Request) -> Response:
         gateway.require_master(request)
-        body = await read_json(request)
+        body = await read_json(request, gateway.settings.max_request_bytes)
         if not isinstance(body, dict):
             raise BadRequestError("send a JSON object")
         allowed = {
@@ -422,7 +393,7 @@ def create_app(
 
     async def set_team(request: Request) -> Response:
         gateway.require_master(request)
-        body = await read_json(request)
+        body = await read_json(request, gateway.settings.max_request_bytes)
         allowed = {"budget_usd", "budget_period", "rpm", "tpm", "models"}
         if not isinstance(body, dict) or set(body) - allowed:
             raise BadRequestError(f"send a JSON object with any of {sorted(allowed)}")
@@ -445,7 +416,7 @@ def create_app(
 
     async def topup(request: Request) -> Response:
         gateway.require_master(request)
-        body = await read_json(request)
+        body = await read_json(request, gateway.settings.max_request_bytes)
         amount = _decimal(body.get("amount_usd") if isinstance(body, dict) else None, "amount_usd")
         if not amount:
             raise BadRequestError("amount_usd must be a positive number", param="amount_usd")
@@ -545,5 +516,4 @@ def create_app(
         },
     )
     app.state.gateway = gateway
-    app.add_middleware(BodyLimit, limit=gateway.settings.max_request_bytes)
     return app

@@ -1,14 +1,13 @@
 """Worst-case cost of a request, reserved before it goes upstream.
 
 The bound must really be an upper bound, or concurrent requests could overspend a wallet: prompt tokens
-are bounded by the prompt's UTF-8 byte count (a BPE token covers at least one byte) plus per-message
+are bounded by the request body's byte count (a BPE token covers at least one byte) plus per-message
 and per-image allowances, output tokens by ``max_tokens`` or the model's output limit, and both are
 priced at the most expensive rate the model's table has (cache writes, reasoning, long-context tiers).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -21,20 +20,18 @@ MESSAGE_ALLOWANCE = 16
 IMAGE_ALLOWANCE = 4096
 
 
-def prompt_token_bound(request: ChatRequest | EmbeddingRequest) -> int:
+def prompt_token_bound(request: ChatRequest | EmbeddingRequest, body_bytes: int) -> int:
+    """An upper bound on prompt tokens: the JSON body's size in bytes (it holds every message, tool and
+    schema, escaped, and a BPE token covers at least one byte) plus per-message and per-image allowances."""
     if isinstance(request, EmbeddingRequest):
-        return sum(len(text.encode()) + MESSAGE_ALLOWANCE for text in request.input)
-    total = 0
-    for message in request.messages:
-        total += MESSAGE_ALLOWANCE + len(message.model_dump_json(exclude_none=True).encode())
-        content = getattr(message, "content", None)
-        if isinstance(content, list):
-            total += IMAGE_ALLOWANCE * sum(isinstance(part, ImagePart) for part in content)
-    if request.tools:
-        total += len(json.dumps([tool.to_wire() for tool in request.tools]).encode())
-    if request.response_format is not None:
-        total += len(request.response_format.model_dump_json().encode())
-    return total
+        return body_bytes + MESSAGE_ALLOWANCE * len(request.input)
+    images = sum(
+        isinstance(part, ImagePart)
+        for message in request.messages
+        if isinstance(getattr(message, "content", None), list)
+        for part in message.content  # type: ignore[union-attr]
+    )
+    return body_bytes + MESSAGE_ALLOWANCE * len(request.messages) + IMAGE_ALLOWANCE * images
 
 
 def worst_case_cost(
@@ -42,11 +39,12 @@ def worst_case_cost(
     model: ModelInfo,
     fx_rates: Mapping[str, Decimal],
     default_max_output: int,
+    body_bytes: int,
 ) -> Decimal:
     price = model.price
     if price is None or price.is_free:
         return Decimal(0)
-    prompt = min(prompt_token_bound(request), model.context_window)
+    prompt = min(prompt_token_bound(request, body_bytes), model.context_window)
     if isinstance(request, EmbeddingRequest):
         output = 0
     else:

@@ -219,7 +219,7 @@ class GatewayService:
             message, param = describe_validation_error(exc)
             raise BadRequestError(f"invalid {kind} request: {message}", param=param) from None
 
-    def admit(self, caller: Caller, body: Any, kind: str) -> Job:
+    def admit(self, caller: Caller, body: Any, kind: str, body_bytes: int) -> Job:
         """Validate, authorize, rate-limit and reserve; raises typed errors (nothing reserved on error)."""
         request = self._parse(body, kind)
         kind_name = "embedding" if kind == "embeddings" else "chat"
@@ -240,7 +240,7 @@ class GatewayService:
         if team is not None and team.budget_usd is not None:
             budgets.append(Budget(f"team:{team.name}", team.budget_usd, team.budget_period))
         amount = worst_case_cost(
-            request, model, self.client.runtime.fx_rates, self.settings.default_max_output_tokens
+            request, model, self.client.runtime.fx_rates, self.settings.default_max_output_tokens, body_bytes
         )
         reservation = self.state.reserve(amount, team.name if team else None, budgets)
         job = Job(new_request_id(), caller, kind, request, model, reservation)
@@ -330,22 +330,22 @@ class GatewayService:
         model = values["resolved_model"] or job.request.model
         team = job.caller.team.name if job.caller.team else "-"
         m = self.metrics
-        m.requests.labels(job.endpoint, provider, model, outcome.status).inc()
-        m.latency.labels(job.endpoint, provider, model).observe(latency)
+        m.child(m.requests, job.endpoint, provider, model, outcome.status).inc()
+        m.child(m.latency, job.endpoint, provider, model).observe(latency)
         if outcome.ttft is not None:
-            m.ttft.labels(provider, model).observe(outcome.ttft)
+            m.child(m.ttft, provider, model).observe(outcome.ttft)
         if outcome.error is not None:
-            m.errors.labels(
-                job.endpoint, provider, model, str(outcome.http_status), values["error_type"]
+            m.child(
+                m.errors, job.endpoint, provider, model, str(outcome.http_status), values["error_type"]
             ).inc()
         usage = outcome.usage
         if usage is not None:
-            m.tokens.labels(provider, model, "prompt").inc(usage.prompt_tokens)
-            m.tokens.labels(provider, model, "completion").inc(usage.completion_tokens)
-            m.tokens.labels(provider, model, "cached").inc(usage.cached_tokens)
-            m.tokens.labels(provider, model, "reasoning").inc(usage.reasoning_tokens)
+            m.child(m.tokens, provider, model, "prompt").inc(usage.prompt_tokens)
+            m.child(m.tokens, provider, model, "completion").inc(usage.completion_tokens)
+            m.child(m.tokens, provider, model, "cached").inc(usage.cached_tokens)
+            m.child(m.tokens, provider, model, "reasoning").inc(usage.reasoning_tokens)
         if outcome.cost:
-            m.cost.labels(provider, model, team).inc(float(outcome.cost))
+            m.child(m.cost, provider, model, team).inc(float(outcome.cost))
         if self.settings.log_requests:
             fields = {
                 "request_id": job.request_id,

@@ -57,6 +57,11 @@ class ProviderPlugin:
     def plugin_name(self) -> str:
         return f"modelbus-{self.name}"
 
+    @property
+    def answers_for(self) -> frozenset[str]:
+        """The providers this plugin's hooks answer for (every hook returns None for the others)."""
+        return frozenset({self.name})
+
     # -- data ----------------------------------------------------------------------------------
 
     def model_table(self) -> list[ModelInfo]:

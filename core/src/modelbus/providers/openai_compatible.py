@@ -359,6 +359,7 @@ class OpenAICompatibleProvider(ProviderPlugin):
             provider_code=code or kind,
             retry_after=parse_retry_after(response.headers),
             request_id=response.headers.get("x-request-id"),
+            param=_param(body),
         )
 
     def normalize_error(self, response: HttpResponse, model: ModelInfo | None) -> ModelbusError:
@@ -422,3 +423,10 @@ class OpenAICompatibleProvider(ProviderPlugin):
         if not self.models_path:
             return None
         return HttpRequest("GET", join_url(base_url, self.models_path))
+
+
+def _param(body: Any) -> str | None:
+    """The request parameter an OpenAI-style error body blames (``error.param``), if any."""
+    inner = body.get("error") if isinstance(body, dict) else None
+    param = inner.get("param") if isinstance(inner, dict) else None
+    return param if isinstance(param, str) else None

@@ -36,7 +36,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
-from llama_index.llms.modelbus._client import Connection
+
+from modelbus.connection import Connection
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
-from llama_index.llms.modelbus._client import Connection
+
+from modelbus.connection import Connection
 
 if TYPE_CHECKING:
     from modelbus import AsyncClient, Client

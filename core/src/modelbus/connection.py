@@ -1,69 +1,38 @@
-"""How a LlamaIndex object reaches modelbus: directly through the installed provider plugins, or through
-a modelbus gateway (an OpenAI-compatible server) when a ``base_url`` is given.
+"""``Connection``: lazily built sync and async clients for one framework object (LangChain, LlamaIndex).
 
-Gateway mode registers, in code, a provider named ``gateway`` on the OpenAI-compatible base: its base
-URL is the one given, it takes any model id (``unlisted_model``), and the id goes upstream unchanged,
-so ``model="deepseek/deepseek-chat"`` reaches the gateway as ``"deepseek/deepseek-chat"``. Nothing
-else is loaded (no entry points, no config file unless one is passed): the gateway owns the provider
-keys, the model tables, routing and billing.
+Two modes. Direct: the installed provider plugins and config, as ``Client()`` would use them. Gateway:
+when a ``base_url`` is given, only a :class:`~modelbus.providers.gateway.GatewayProvider` pointing at it
+is registered (no entry points, no config file unless one is passed), and model ids are sent to the
+gateway unchanged.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from modelbus.errors import ModelbusError
+
 if TYPE_CHECKING:
-    from modelbus import AsyncClient, Client, ModelInfo
+    from modelbus.client import AsyncClient, Client
+    from modelbus.types.models import ModelInfo
 
 GATEWAY = "gateway"
-DEFAULT_GATEWAY_URL = "http://localhost:4000/v1"
-_ALL_CHAT_CAPABILITIES = [
-    "streaming",
-    "tools",
-    "parallel_tool_calls",
-    "vision",
-    "json_object",
-    "json_schema",
-    "reasoning",
-]
-
-
-@cache
-def gateway_provider_class() -> type:
-    """The provider class for a modelbus gateway (built on first use: importing it loads pydantic)."""
-    from modelbus.providers import OpenAICompatibleProvider
-
-    class ModelbusGateway(OpenAICompatibleProvider):
-        """A modelbus gateway: OpenAI Chat Completions and embeddings, any model id, a virtual key."""
-
-        name = GATEWAY
-        display_name = "modelbus gateway"
-        api_key_env = ("MODELBUS_API_KEY",)
-        requires_api_key = False  # a local gateway may run without keys; it answers 401 otherwise
-        regions = {"default": (DEFAULT_GATEWAY_URL, "LOCAL")}
-        models_file = None
-        # The gateway checks each model against its own tables: claim everything here, let it decide.
-        unlisted_model = {"context_window": 128_000, "capabilities": _ALL_CHAT_CAPABILITIES}
-        unlisted_embedding_model = {"context_window": 8192}
-
-    return ModelbusGateway
 
 
 class Connection:
-    """Builds (lazily) the sync and async modelbus clients for one LlamaIndex object."""
+    """Builds (once, thread-safely) the sync and async modelbus clients an integration object uses."""
 
     def __init__(
         self,
         *,
         model: str,
-        base_url: str | None,
-        api_key: str | None,
-        providers: dict[str, dict[str, Any]] | None,
-        config: Any,
-        max_retries: int | None,
-        timeout: float | None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        providers: dict[str, dict[str, Any]] | None = None,
+        config: Any = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
         compat: str = "strict",
         client: Client | None = None,
         async_client: AsyncClient | None = None,
@@ -90,6 +59,8 @@ class Connection:
         return f"{GATEWAY}/{model}" if self.gateway else model
 
     def _kwargs(self) -> dict[str, Any]:
+        from modelbus.providers.gateway import GatewayProvider
+
         providers = {name: dict(settings) for name, settings in (self.providers or {}).items()}
         kwargs: dict[str, Any] = {
             "max_retries": self.max_retries,
@@ -102,7 +73,7 @@ class Connection:
             if self.api_key:
                 settings.setdefault("api_key", self.api_key)
             kwargs.update(
-                plugins=[gateway_provider_class()()],
+                plugins=[GatewayProvider()],
                 load_entrypoints=False,
                 config=self.config if self.config is not None else {},
             )
@@ -118,13 +89,10 @@ class Connection:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    from modelbus import Client
+                    from modelbus.client import Client
 
                     client = Client(**self._kwargs())
-                    # Load the plugins now, under the lock: modelbus's PluginHost.load() is not safe
-                    # against concurrent first calls (a thread pool, e.g. LangChain's batch(), would see
-                    # a host marked loaded but still empty).
-                    _ = client.runtime.registry
+                    _ = client.runtime.registry  # load plugins now, once, before any thread uses them
                     self._client = client
         return self._client
 
@@ -134,7 +102,7 @@ class Connection:
             runtime = self.client.runtime  # the same plugins, config and registry (pools stay apart)
             with self._lock:
                 if self._async_client is None:
-                    from modelbus import AsyncClient
+                    from modelbus.client import AsyncClient
 
                     self._async_client = AsyncClient(**{**self._kwargs(), "runtime": runtime})
         return self._async_client
@@ -151,11 +119,10 @@ class Connection:
     def model_info(self, model: str | None = None) -> ModelInfo | None:
         """The model table row, or ``None`` when the model is unknown here.
 
-        In gateway mode the local tables are asked first (when the provider's plugin is installed
-        they know the real context window and capabilities); the gateway's catch-all row otherwise.
+        In gateway mode the local tables are asked first (when the provider's plugin is installed they
+        know the real context window and capabilities); the gateway's catch-all row otherwise.
         """
-        from modelbus import Client
-        from modelbus.errors import ModelbusError
+        from modelbus.client import Client
 
         model = model or self.model
         if self.gateway:
