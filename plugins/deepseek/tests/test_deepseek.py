@@ -361,3 +361,21 @@ def test_rate_limit_and_server_errors_are_retried(upstream: FakeUpstream, status
 def test_plugin_class_is_data_on_the_openai_base() -> None:
     assert DeepSeek.send_reasoning_history is False
     assert DeepSeek.finish_reasons == {"insufficient_system_resource": "error"}
+    # the replay rule is the base's messages_to_wire step, not a rewrite of the request body
+    overridden = {name for name in vars(DeepSeek) if callable(getattr(DeepSeek, name))}
+    assert overridden == {"messages_to_wire"}
+
+
+def test_messages_to_wire_applies_the_replay_rule_to_typed_messages() -> None:
+    messages = [
+        UserMessage(content="a"),
+        AssistantMessage(content="x", reasoning_content="r0", reasoning_signature="sig0"),
+        UserMessage(content="b"),
+        AssistantMessage(content=None, reasoning_content="r1", tool_calls=[call("f")]),
+        ToolMessage(tool_call_id="call_00_a", content="1"),
+        AssistantMessage(content="done", reasoning_content="r2"),
+    ]
+    wire = plugin.messages_to_wire(messages)
+    assert [m.get("reasoning_content") for m in wire] == [None, None, None, "r1", None, "r2"]
+    assert wire[3]["content"] is None, "the base's tool-call message shape is kept"
+    assert all("reasoning_signature" not in m for m in wire)

@@ -26,13 +26,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from modelbus.providers import OpenAICompatibleProvider
-from modelbus.types.chat import AssistantMessage, ChatRequest, FinishReason, UserMessage
-from modelbus.types.models import ModelInfo
+from modelbus.types.chat import AssistantMessage, FinishReason, Message, UserMessage
 
 __all__ = ["DeepSeek", "plugin", "tool_turns"]
 
 
-def tool_turns(messages: list[Any]) -> list[bool]:
+def tool_turns(messages: list[Message]) -> list[bool]:
     """For each message: does it sit in a user turn (the span between two user messages) in which
     the assistant called a tool? That is DeepSeek's rule for which ``reasoning_content`` to replay."""
     turn_of: list[int] = []
@@ -62,22 +61,17 @@ class DeepSeek(OpenAICompatibleProvider):
     # Generation stopped because the service ran short of inference capacity: not a normal stop.
     finish_reasons: ClassVar[dict[str, FinishReason]] = {"insufficient_system_resource": "error"}
     reasoning_field = "reasoning_content"
-    # Reasoning is replayed selectively (only on tool-call turns), see request_body below.
+    # Reasoning is replayed selectively (only on tool-call turns), see messages_to_wire below.
     send_reasoning_history = False
 
-    # TODO(core): the replay rule needs the whole conversation, but OpenAICompatibleProvider only
-    # offers the per-message ``message_to_wire`` (core 52c50bc has no ``messages_to_wire`` yet). A
-    # ``messages_to_wire(messages)`` step (defaulting to mapping ``message_to_wire``) would let this be a
-    # small override instead of a pass over the body.
-    def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
-        """The base body, with ``reasoning_content`` put back on the assistant messages of user turns
-        that called tools (and only there: the base strips it everywhere)."""
-        body = super().request_body(request, model)
-        replay = tool_turns(request.messages)
-        for wire, message, keep in zip(body["messages"], request.messages, replay, strict=True):
+    def messages_to_wire(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """The base messages (reasoning stripped everywhere), with ``reasoning_content`` put back on the
+        assistant messages of user turns that called tools, and only there."""
+        wire = super().messages_to_wire(messages)
+        for item, message, keep in zip(wire, messages, tool_turns(messages), strict=True):
             if keep and isinstance(message, AssistantMessage) and message.reasoning_content:
-                wire[self.reasoning_field] = message.reasoning_content
-        return body
+                item[self.reasoning_field] = message.reasoning_content
+        return wire
 
 
 plugin = DeepSeek()
