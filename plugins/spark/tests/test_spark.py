@@ -120,6 +120,13 @@ def test_spark_x_goes_to_v2(upstream: FakeUpstream) -> None:
     assert upstream.requests[-1].json["model"] == "spark-x"
 
 
+def test_chat_path_per_model_is_data() -> None:
+    """The base's ``chat_path_for`` reads ``model_chat_paths``: only X1.5 is under /v2."""
+    paths = {model.id: plugin.chat_path_for(model) for model in plugin.provider_info.models}
+    assert paths.pop("spark-x") == "/v2/chat/completions"
+    assert set(paths.values()) == {CHAT}
+
+
 def test_reasoning_effort_is_refused_on_spark_x(upstream: FakeUpstream) -> None:
     with make_client(upstream) as client, pytest.raises(UnsupportedFeatureError):
         client.chat("spark/spark-x", "hi", reasoning_effort="high")
@@ -252,6 +259,16 @@ def test_health_model_is_configurable(upstream: FakeUpstream) -> None:
         assert client.health("spark").ok
     request = upstream.requests[-1]
     assert request.json["model"] == "spark-x"
+    assert request.headers["authorization"] == "Bearer x-password"
+
+
+def test_health_model_alias_resolves_to_its_row(upstream: FakeUpstream) -> None:
+    """``health_model = "x1"`` probes X1.5 like a chat to ``spark/x1`` would: its id, its /v2 path."""
+    upstream.add("POST", "/v2/chat/completions", envelope({"content": "你"}))
+    with make_client(upstream, health_model="x1", passwords={"spark-x": "x-password"}) as client:
+        assert client.health("spark").ok
+    request = upstream.requests[-1]
+    assert (request.path, request.json["model"]) == ("/v2/chat/completions", "spark-x")
     assert request.headers["authorization"] == "Bearer x-password"
 
 

@@ -55,7 +55,9 @@ class SparkSettings(ProviderSettings):
         default_factory=dict,
         description="APIPassword per model id (each Spark version has its own); api_key is the fallback.",
     )
-    health_model: str = Field(default="lite", description="Model of the 1-token health probe (Lite is free).")
+    health_model: str = Field(
+        default="lite", description="Model id or alias of the 1-token health probe (Lite is free)."
+    )
 
     def secrets(self) -> list[str]:
         return [*super().secrets(), *(password.get_secret_value() for password in self.passwords.values())]
@@ -125,16 +127,6 @@ class Spark(OpenAICompatibleProvider):
                 body["tool_calls_switch"] = True  # else calls come back as one JSON object, not tool_calls[]
         return body
 
-    # TODO(core): a per-model chat path is data; OpenAICompatibleProvider could read a ``model_chat_paths``
-    # mapping itself (or offer ``chat_path_for(model)``) instead of this URL rewrite after translation.
-    def translate_request(
-        self, request: ChatRequest, model: ModelInfo, settings: ProviderSettings, base_url: str
-    ) -> HttpRequest:
-        http_request = super().translate_request(request, model, settings, base_url)
-        if model.id in self.model_chat_paths:
-            http_request.url = join_url(base_url, self.model_chat_paths[model.id])
-        return http_request
-
     def authenticate(self, http_request: HttpRequest, settings: ProviderSettings) -> HttpRequest:
         body = http_request.json if isinstance(http_request.json, dict) else {}
         password = (
@@ -187,12 +179,17 @@ class Spark(OpenAICompatibleProvider):
     # -- health ------------------------------------------------------------------------------------
 
     def health_request(self, settings: ProviderSettings, base_url: str) -> HttpRequest | None:
-        model = settings.health_model if isinstance(settings, SparkSettings) else "lite"
+        name = settings.health_model if isinstance(settings, SparkSettings) else "lite"
+        model = next((m for m in self.provider_info.models if name in (m.id, *m.aliases)), None)
         return HttpRequest(
             "POST",
-            join_url(base_url, self.model_chat_paths.get(model, self.chat_path)),
+            join_url(base_url, self.chat_path_for(model) if model is not None else self.chat_path),
             headers={"Content-Type": "application/json"},
-            json={"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
+            json={
+                "model": model.id if model is not None else name,
+                "messages": [{"role": "user", "content": "ping"}],
+                "max_tokens": 1,
+            },
         )
 
 
