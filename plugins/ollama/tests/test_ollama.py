@@ -14,7 +14,6 @@ from modelbus_ollama import plugin, server_root
 from modelbus import AsyncClient, Client
 from modelbus.errors import APIConnectionError, UnsupportedFeatureError, UpstreamServerError
 from modelbus.testing import FakeUpstream, ProviderConformanceTests, ResponseSpec
-from modelbus.testing.samples import WireSample
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -28,20 +27,6 @@ def api_tags() -> dict[str, Any]:
 class TestOllamaConformance(ProviderConformanceTests):
     plugin = plugin
     samples_dir = SAMPLES
-
-    # TODO(core): the kit declares kind "models" and expect.model_ids but its test_sample has no branch for
-    # them (a "models" sample is run as a chat call); until it does, that branch lives here.
-    def test_sample(self, sample: WireSample, upstream: FakeUpstream) -> None:
-        if sample.kind != "models":
-            super().test_sample(sample, upstream)
-            return
-        upstream.replay(sample)
-        with self.make_client(upstream, **sample.settings) as client:
-            listed = client.list_models(self.provider)
-        assert [model.id for model in listed] == sample.expect.model_ids
-        assert all(model.provider == self.provider for model in listed)
-        sent = upstream.requests[-1]
-        assert (sent.method, sent.path) == (sample.upstream.request.method, sample.upstream.request.path)
 
 
 # ---------------------------------------------------------------------------------------- helpers
