@@ -196,9 +196,13 @@ class _BaseClient:
         metadata = dict(getattr(request, "metadata", None) or {})
         return CallContext(requested_model=request.model, metadata=metadata)
 
-    def _plan(self, request: ChatRequest | EmbeddingRequest) -> RoutePlan:
+    def _plan(self, request: ChatRequest | EmbeddingRequest, context: CallContext | None = None) -> RoutePlan:
         from modelbus.routing import RoutePlan
 
+        router = self.runtime.router
+        if router is not None and router.handles(request.model):
+            scope = str((context.metadata.get("key_id") if context is not None else None) or "")
+            return router.plan(request, scope=scope)
         kind = "embedding" if type(request).__name__ == "EmbeddingRequest" else "chat"
         registry = self.runtime.registry
         model = registry.resolve(request.model, kind=kind)
@@ -305,7 +309,7 @@ class Client(_BaseClient):
             cached = self._before_call(request, context)
             if cached is not None:
                 return cached
-        plan = self._plan(request)
+        plan = self._plan(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         if stream:
             result = Stream(lambda s: self._stream(s, request, loop, context))
@@ -421,7 +425,7 @@ class Client(_BaseClient):
         cached = self._before_call(request, context)
         if cached is not None:
             return cached
-        plan = self._plan(request)
+        plan = self._plan(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         try:
             while True:
@@ -532,7 +536,7 @@ class AsyncClient(_BaseClient):
             cached = self._before_call(request, context)
             if cached is not None:
                 return cached
-        plan = self._plan(request)
+        plan = self._plan(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         if stream:
             result = AsyncStream(lambda s: self._stream(s, request, loop, context))
@@ -653,7 +657,7 @@ class AsyncClient(_BaseClient):
         cached = self._before_call(request, context)
         if cached is not None:
             return cached
-        plan = self._plan(request)
+        plan = self._plan(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         try:
             while True:

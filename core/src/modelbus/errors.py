@@ -23,6 +23,7 @@ __all__ = [
     "MissingCredentialsError",
     "ModelNotFoundError",
     "ModelbusError",
+    "NoRouteError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -270,6 +271,15 @@ class StreamInterruptedError(MalformedResponseError):
     """A stream ended before the provider's end-of-stream marker (no ``[DONE]``, no ``message_stop``)."""
 
     default_code = "stream_interrupted"
+
+
+class NoRouteError(ModelbusError):
+    """No candidate deployment of a virtual model can serve the request (the message says why each was
+    excluded)."""
+
+    http_status = 503
+    openai_type = "service_unavailable"
+    default_code = "no_route"
 
 
 _ALL: dict[str, type[ModelbusError]] = {}

@@ -18,6 +18,8 @@ from modelbus.types.route import Attempt, Candidate, RouteInfo
 
 
 class OutcomeListener(Protocol):
+    def started(self, deployment: Deployment) -> None: ...
+
     def report(
         self, deployment: Deployment, *, error: ModelbusError | None, latency: float, ttft: float | None
     ) -> None: ...
@@ -75,6 +77,8 @@ class AttemptLoop:
         self.deadline.check()
         self.started = time.monotonic()
         self.plan.route.resolved = self.deployment.id
+        if self.plan.listener is not None:
+            self.plan.listener.started(self.deployment)
 
     def _record(self, outcome: str, error: ModelbusError | None, ttft: float | None) -> None:
         latency = time.monotonic() - self.started

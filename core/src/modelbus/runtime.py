@@ -43,6 +43,7 @@ class Runtime:
         self.provider_overrides = provider_overrides or {}
         self._registry: ModelRegistry | None = None
         self._settings: dict[str, ProviderSettings] = {}
+        self._router: Any = None
 
     @property
     def hook(self) -> Any:
@@ -57,9 +58,10 @@ class Runtime:
         return registry
 
     def invalidate(self) -> None:
-        """Forget the registry and settings (after registering a plugin in code)."""
+        """Forget the registry, settings and router (after registering a plugin in code)."""
         self._registry = None
         self._settings.clear()
+        self._router = None
 
     @property
     def fx_rates(self) -> dict[str, Decimal]:
@@ -86,6 +88,49 @@ class Runtime:
             info.models[0] if info.models else ModelInfo(provider=provider, id="(provider)", context_window=1)
         )
         return self.deployment(model)
+
+    @property
+    def router(self) -> Any:
+        """The scheduler for the virtual models of ``[router]``, or ``None`` when none are configured."""
+        if self._router is None and self.config.router:
+            from modelbus.router import Router, RouterConfig
+
+            self._router = Router(RouterConfig.from_config(self.config.router, self.config.source), self)
+        return self._router
+
+    def named_deployment(self, name: str, model: ModelInfo, overrides: dict[str, Any]) -> Deployment:
+        """A deployment with its own settings (another key, region or base URL of the same provider)."""
+        provider = self.registry.providers[model.provider]
+        base = {
+            **self.config.providers.get(provider.name, {}),
+            **self.provider_overrides.get(provider.name, {}),
+        }
+        overrides = dict(overrides)
+        key_env = overrides.pop("api_key_env", None)
+        if key_env is not None:
+            import os
+
+            from modelbus.errors import ConfigError
+
+            if not os.environ.get(key_env):
+                raise ConfigError(
+                    f"[router.deployments.{name}] api_key_env: ${key_env} is not set", provider=provider.name
+                )
+            overrides["api_key"] = os.environ[key_env]
+
+        info: ProviderInfo = provider
+        settings = self.config.provider_settings(info, {**base, **overrides})
+        region = settings.region or provider.default_region
+        if region in model.regional_prices:
+            model = model.model_copy(update={"price": model.regional_prices[region]})
+        return Deployment(
+            id=name,
+            model=model,
+            provider=provider,
+            settings=settings,
+            base_url=base_url_for(provider, settings),
+            jurisdiction=jurisdiction_for(provider, settings),
+        )
 
     def deployment(self, model: ModelInfo) -> Deployment:
         """The direct deployment of a model: its provider with the configured settings."""
