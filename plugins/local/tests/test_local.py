@@ -86,12 +86,13 @@ def test_model_table() -> None:
         assert model.price.is_free
         assert model.price.source.startswith("https://")
     assert chat.capabilities == {"streaming", "json_object", "json_schema"}  # no tools, vision, reasoning
-    assert {"logprobs", "top_logprobs"} <= chat.unsupported_params
+    assert {"n", "logprobs", "top_logprobs"} <= chat.unsupported_params
     assert (e5.kind, e5.embedding_dimensions) == ("embedding", 384)
     template = info.unlisted_model
     assert template is not None
     assert not template.supports("tools")
     assert not template.supports("vision")
+    assert "n" in template.unsupported_params
 
 
 def test_no_key_needed(client: Client) -> None:
@@ -248,8 +249,36 @@ def test_text_content_parts(client: Client) -> None:
 def test_unsupported_parameters_are_typed(client: Client, params: dict[str, Any], param: str) -> None:
     with pytest.raises(UnsupportedFeatureError) as info:
         client.chat("local/tiny", "hello", max_tokens=2, **params)
-    assert info.value.param == param or param in str(info.value)
+    assert info.value.param == param
     assert info.value.provider == "local"
+
+
+def test_n_above_one_is_refused_by_the_core_and_n_one_is_the_default(make_client: Any) -> None:
+    """The table lists "n" as unsupported: the core refuses n > 1 before any request (no HTTP status:
+    nothing reached the transport), treats n=1 as unset, and drops n > 1 with compat="drop"."""
+    client = make_client()
+    for stream in (False, True):
+        with pytest.raises(UnsupportedFeatureError) as info:
+            client.chat("local/tiny", "hello", max_tokens=2, n=2, stream=stream)
+        assert (info.value.param, info.value.status_code) == ("n", None)
+        assert "compat='drop'" in str(info.value)
+    one = client.chat("local/tiny", "hello", max_tokens=2, n=1)
+    assert len(one.choices) == 1
+    assert one.route is not None
+    assert one.route.dropped_params == []
+    dropped = make_client(options={"compat": "drop"}).chat("local/tiny", "hello", max_tokens=2, n=3)
+    assert len(dropped.choices) == 1
+    assert dropped.route is not None
+    assert dropped.route.dropped_params == ["n"]
+
+
+def test_transport_errors_keep_the_refused_param(client: Client) -> None:
+    """The transport's OpenAI-shaped error names the refused field in ``error.param``; the typed error
+    carries it (and the transport's HTTP status: this refusal came from the body, not the core)."""
+    with pytest.raises(UnsupportedFeatureError) as info:
+        client.chat("local/tiny", "hello", max_tokens=2, extra={"not_a_llama_option": 1})
+    assert (info.value.param, info.value.status_code) == ("not_a_llama_option", 400)
+    assert info.value.provider_code == "unsupported_parameter"
 
 
 def test_images_are_refused(client: Client) -> None:

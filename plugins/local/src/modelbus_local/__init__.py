@@ -55,8 +55,10 @@ PRICE = {
     "source": "https://github.com/abetlen/llama-cpp-python",
 }
 # OpenAI parameters llama.cpp cannot honour, refused by the core before a call (typed fields the core
-# checks itself: tools, images, reasoning_effort, parallel_tool_calls; n > 1 is refused below)
+# checks itself: tools, images, reasoning_effort, parallel_tool_calls). "n": one choice per request; the
+# core treats n=1 as unset (OpenAI's default), so only n > 1 is refused (or dropped with compat="drop").
 UNSUPPORTED_PARAMS = [
+    "n",
     "logprobs",
     "top_logprobs",
     "functions",
@@ -236,14 +238,6 @@ class Local(OpenAICompatibleProvider):
     def translate_request(
         self, request: ChatRequest, model: ModelInfo, settings: ProviderSettings, base_url: str
     ) -> HttpRequest:
-        if request.n is not None and request.n > 1:
-            # TODO(core): unsupported_params cannot say "n > 1 only"; listing "n" would refuse n=1 too
-            raise UnsupportedFeatureError(
-                f"{model.full_id} generates one choice per request (n={request.n})",
-                provider=self.name,
-                model=model.id,
-                param="n",
-            )
         http_request = super().translate_request(request, model, settings, base_url)
         http_request.headers.update(self._headers(model, settings))
         return http_request
@@ -258,17 +252,6 @@ class Local(OpenAICompatibleProvider):
         # e5 embeds queries and documents differently ("query: " / "passage: " prefixes)
         http_request.headers[headers.INPUT_TYPE] = "query" if request.input_type == "query" else "passage"
         return http_request
-
-    # -- errors --------------------------------------------------------------------------------
-
-    def error_from_body(self, response: HttpResponse, body: Any, model: ModelInfo | None) -> ModelbusError:
-        """The base mapping, plus the body's ``param`` (which request field was refused)."""
-        # TODO(core): OpenAICompatibleProvider.error_from_body could copy error.param for every provider
-        error = super().error_from_body(response, body, model)
-        details = body.get("error") if isinstance(body, dict) else None
-        if error.param is None and isinstance(details, dict) and isinstance(details.get("param"), str):
-            error.param = details["param"]
-        return error
 
     # -- health and the live model list --------------------------------------------------------
 
