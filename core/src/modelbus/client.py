@@ -232,11 +232,12 @@ class _BaseClient:
                 exc,
             )
 
-    def _provider_request(self, provider: str, hook: str) -> tuple[Any, Any]:
-        """(authenticated request or None, call) for a provider-level hook (health, model listing)."""
+    def _provider_request(self, provider: str, hook: str, deployment: Any = None) -> tuple[Any, Any]:
+        """(authenticated request or None, call) for a provider-level hook (health, model listing), for
+        the provider's default deployment or the ``deployment`` given (another key or region)."""
         from modelbus.calls import BaseCall
 
-        deployment = self.runtime.provider_deployment(provider)
+        deployment = deployment or self.runtime.provider_deployment(provider)
         call = BaseCall(self.runtime, deployment)
         request = getattr(self.runtime.hook, hook)(
             provider=provider, settings=deployment.settings, base_url=deployment.base_url
@@ -384,6 +385,7 @@ class Client(_BaseClient):
                     return
                 except ModelbusError as error:
                     if stream.processor is not None and stream.processor.first_token_at is not None:
+                        loop.ended_mid_stream(error)
                         raise  # the caller has tokens: end the stream with the error
                     delay = loop.failed(error)
                     if delay is None:
@@ -447,11 +449,13 @@ class Client(_BaseClient):
         self._after_call(request, response, None, context)
         return response
 
-    def health(self, provider: str) -> HealthStatus:
-        """Probe a provider with its cheapest authenticated request (never raises for the probe itself)."""
+    def health(self, provider: str, deployment: Any = None) -> HealthStatus:
+        """Probe a provider (or one of its deployments) with its cheapest authenticated request.
+
+        Never raises for the probe itself: a failure is reported in the returned status."""
         start = time.monotonic()
         try:
-            request, call = self._provider_request(provider, "modelbus_health_request")
+            request, call = self._provider_request(provider, "modelbus_health_request", deployment)
             if request is None:
                 return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
             http = self.pool.send(request, provider=provider)
@@ -616,6 +620,7 @@ class AsyncClient(_BaseClient):
                     return
                 except ModelbusError as error:
                     if stream.processor is not None and stream.processor.first_token_at is not None:
+                        loop.ended_mid_stream(error)
                         raise
                     delay = loop.failed(error)
                     if delay is None:
@@ -679,10 +684,11 @@ class AsyncClient(_BaseClient):
         self._after_call(request, response, None, context)
         return response
 
-    async def health(self, provider: str) -> HealthStatus:
+    async def health(self, provider: str, deployment: Any = None) -> HealthStatus:
+        """Probe a provider (or one of its deployments) with its cheapest authenticated request."""
         start = time.monotonic()
         try:
-            request, call = self._provider_request(provider, "modelbus_health_request")
+            request, call = self._provider_request(provider, "modelbus_health_request", deployment)
             if request is None:
                 return HealthStatus(provider, True, None, detail="no health probe; assumed healthy")
             http = await self.pool.asend(request, provider=provider)

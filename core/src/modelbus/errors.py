@@ -73,6 +73,7 @@ class ModelbusError(Exception):
         self.retry_after = retry_after
         self.request_id = request_id
         self.param = param
+        self.route: Any = None  # RouteInfo of the attempts, when a client gave up
 
     def __str__(self) -> str:
         context = [

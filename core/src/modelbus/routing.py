@@ -76,7 +76,10 @@ class AttemptLoop:
     def begin(self) -> None:
         self.deadline.check()
         self.started = time.monotonic()
-        self.plan.route.resolved = self.deployment.id
+        route = self.plan.route
+        route.resolved = self.deployment.id
+        route.provider = self.deployment.provider_name
+        route.model = self.deployment.model.full_id
         if self.plan.listener is not None:
             self.plan.listener.started(self.deployment)
 
@@ -109,7 +112,13 @@ class AttemptLoop:
             self.index += 1
             self.retry = 0
             return 0.0
+        error.route = self.plan.route  # giving up: the error carries every attempt made
         return None
+
+    def ended_mid_stream(self, error: ModelbusError) -> None:
+        """A stream failed after tokens reached the caller: record it; no retry is possible."""
+        self._record("error", error, None)
+        error.route = self.plan.route
 
     def _has_next(self) -> bool:
         return self.index + 1 < len(self.plan.candidates)

@@ -75,6 +75,7 @@ class Gateway:
         self._state = state
         self.service: GatewayService | None = None
         self.engine: sa.Engine | None = None
+        self._probes: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         engine = make_engine(self.settings.database_url)
@@ -96,8 +97,22 @@ class Gateway:
         interrupted = await asyncio.to_thread(self.service.load_state)
         if interrupted:
             logger.warning("reconciled %d request(s) left pending by an earlier crash", interrupted)
+        router = client.runtime.router
+        if router is not None and router.config.probe_interval > 0:
+            self._probes = asyncio.create_task(self._probe_forever(router, client))
+
+    async def _probe_forever(self, router: Any, client: AsyncClient) -> None:
+        """Active health checks: every deployment the router may use, every probe_interval seconds."""
+        while True:
+            try:
+                await router.probe(client)
+            except Exception as exc:  # a probe must never take the gateway down
+                logger.warning("health probe round failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(router.config.probe_interval)
 
     async def stop(self) -> None:
+        if self._probes is not None:
+            self._probes.cancel()
         if self.service is not None:
             await asyncio.to_thread(self.service.writer.stop)
             await self.service.client.aclose()
@@ -262,7 +277,7 @@ def create_app(
         svc = gateway.svc
         caller = await svc.authenticate(request.headers.get("authorization"))
         body = await read_json(request, gateway.settings.max_request_bytes)
-        job = svc.admit(caller, body, "chat", request.state.body_bytes)
+        job = svc.admit(caller, body, "chat", request.state.body_bytes, dict(request.headers))
         try:
             if getattr(job.request, "stream", False):
                 stream = await guard_disconnect(request, svc.open_stream(job))
@@ -293,11 +308,12 @@ def create_app(
 
     async def list_models(request: Request) -> Response:
         caller = await gateway.svc.authenticate(request.headers.get("authorization"))
-        models = gateway.svc.visible_models(caller)
-        return Response(
-            dumps({"object": "list", "data": [_model_entry(m) for m in models]}),
-            media_type="application/json",
-        )
+        models = [_model_entry(m) for m in gateway.svc.visible_models(caller)]
+        models += [
+            {"id": name, "object": "model", "created": 0, "owned_by": "modelbus-router"}
+            for name in gateway.svc.visible_virtual_models(caller)
+        ]
+        return Response(dumps({"object": "list", "data": models}), media_type="application/json")
 
     async def get_model(request: Request) -> Response:
         svc = gateway.svc

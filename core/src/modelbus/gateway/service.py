@@ -97,8 +97,33 @@ class Job:
         return scopes
 
 
+ROUTING_HEADERS = {
+    "x-modelbus-task": "task",
+    "x-modelbus-session": "session_id",
+    "x-modelbus-min-quality-tier": "min_quality_tier",
+    "x-modelbus-max-input-price": "max_input_price",
+    "x-modelbus-max-output-price": "max_output_price",
+    "x-modelbus-require": "require",
+    "x-modelbus-providers-allow": "providers_allow",
+    "x-modelbus-providers-deny": "providers_deny",
+    "x-modelbus-regions-allow": "regions_allow",
+    "x-modelbus-regions-deny": "regions_deny",
+}
+
+
+def routing_metadata(headers: dict[str, str]) -> dict[str, str]:
+    """Routing hints sent as ``x-modelbus-*`` headers, as the request metadata keys the router reads."""
+    return {key: headers[name] for name, key in ROUTING_HEADERS.items() if headers.get(name)}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
 def dumps(data: Any) -> bytes:
-    return orjson.dumps(data)
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def error_body(error: ModelbusError) -> dict[str, Any]:
@@ -199,6 +224,12 @@ class GatewayService:
     def visible_models(self, caller: Caller) -> list[ModelInfo]:
         return [model for model in self.client.models() if self.allowed(caller, model.full_id)]
 
+    def visible_virtual_models(self, caller: Caller) -> list[str]:
+        router = self.client.runtime.router
+        if router is None:
+            return []
+        return [name for name in sorted(router.config.models) if self.allowed(caller, name)]
+
     # -- admission -----------------------------------------------------------------------------------
 
     def _parse(self, body: Any, kind: str) -> ChatRequest | EmbeddingRequest:
@@ -219,13 +250,35 @@ class GatewayService:
             message, param = describe_validation_error(exc)
             raise BadRequestError(f"invalid {kind} request: {message}", param=param) from None
 
-    def admit(self, caller: Caller, body: Any, kind: str, body_bytes: int) -> Job:
+    def admit(
+        self, caller: Caller, body: Any, kind: str, body_bytes: int, headers: dict[str, str] | None = None
+    ) -> Job:
         """Validate, authorize, rate-limit and reserve; raises typed errors (nothing reserved on error)."""
         request = self._parse(body, kind)
+        routing = routing_metadata(headers or {})
+        if routing and isinstance(request, ChatRequest):
+            request.metadata = {**(request.metadata or {}), **routing}
         kind_name = "embedding" if kind == "embeddings" else "chat"
-        model = self.client.runtime.registry.resolve(request.model, kind=kind_name)
-        if not self.allowed(caller, request.model) and not self.allowed(caller, model.full_id):
-            raise ModelNotAllowedError(f"this key may not use model {request.model!r}", param="model")
+        router = self.client.runtime.router
+        if router is not None and router.handles(request.model):
+            if not self.allowed(caller, request.model):
+                raise ModelNotAllowedError(f"this key may not use model {request.model!r}", param="model")
+            # reserve for the most expensive deployment the router might pick
+            candidates = router.candidate_models(request.model, kind_name)
+            model = max(
+                candidates,
+                key=lambda m: worst_case_cost(
+                    request,
+                    m,
+                    self.client.runtime.fx_rates,
+                    self.settings.default_max_output_tokens,
+                    body_bytes,
+                ),
+            )
+        else:
+            model = self.client.runtime.registry.resolve(request.model, kind=kind_name)
+            if not self.allowed(caller, request.model) and not self.allowed(caller, model.full_id):
+                raise ModelNotAllowedError(f"this key may not use model {request.model!r}", param="model")
         if isinstance(request, ChatRequest):
             expected = estimate_prompt_tokens(request) + min(request.max_tokens or 512, 4096)
         else:
@@ -261,8 +314,8 @@ class GatewayService:
                 "team": team.name if team else None,
                 "endpoint": kind,
                 "requested_model": request.model,
-                "resolved_model": model.full_id,
-                "provider": model.provider,
+                "resolved_model": None if request.model.startswith("router/") else model.full_id,
+                "provider": None if request.model.startswith("router/") else model.provider,
                 "stream": bool(getattr(request, "stream", False)),
                 "status": "pending",
                 "reserved_usd": amount,
@@ -300,8 +353,8 @@ class GatewayService:
             "status": outcome.status,
             "http_status": outcome.http_status,
             "error_type": type(outcome.error).__name__ if outcome.error else None,
-            "resolved_model": route.resolved if route is not None else job.model.full_id,
-            "provider": (route.resolved.split("/", 1)[0] if route is not None else job.model.provider),
+            "resolved_model": route.model if route is not None and route.model else job.model.full_id,
+            "provider": route.provider if route is not None and route.provider else job.model.provider,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
@@ -395,7 +448,7 @@ class GatewayService:
         except ModelbusError as error:
             await self.settle(
                 job,
-                Outcome("error", http_status_for(error), error=error, route=getattr(error, "route", None)),
+                Outcome("error", http_status_for(error), error=error, route=error.route),
             )
             raise
         except asyncio.CancelledError:
@@ -437,7 +490,7 @@ class GatewayService:
         try:
             stream = await self.client.send_chat(job.request, context=self.context(job))
         except ModelbusError as error:
-            await self.settle(job, Outcome("error", http_status_for(error), error=error))
+            await self.settle(job, Outcome("error", http_status_for(error), error=error, route=error.route))
             raise
         except asyncio.CancelledError:
             await self.settle(job, Outcome("cancelled", 499), wait=False)

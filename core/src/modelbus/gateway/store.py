@@ -9,6 +9,7 @@ commits (whatever queued up while the last commit ran goes into the next), so a 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -242,7 +243,12 @@ class Store:
     def ledger_row(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(db.ledger).where(db.ledger.c.request_id == request_id)).first()
-        return dict(row._mapping) if row is not None else None
+        if row is None:
+            return None
+        found = {str(key): value for key, value in row._mapping.items()}
+        if isinstance(found.get("route"), str):  # SQLite returns JSON columns as text on some paths
+            found["route"] = json.loads(found["route"])
+        return found
 
     @staticmethod
     def _filters(

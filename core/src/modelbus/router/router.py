@@ -36,6 +36,7 @@ from modelbus.types.route import Candidate, RouteInfo
 
 if TYPE_CHECKING:
     from modelbus.runtime import Deployment, Runtime
+    from modelbus.types.models import ModelInfo
 
 TYPICAL_OUTPUT_TOKENS = 256  # for cost estimates when max_tokens is not given
 AFFINITY_PREFIX_CHARS = 4000
@@ -130,6 +131,28 @@ class Router:
                 found = self.runtime.deployment(self.runtime.registry.resolve(name, kind=kind))
             self._deployments[name] = found
         return found
+
+    def candidate_models(self, virtual: str, kind: str = "chat") -> list[ModelInfo]:
+        """Every model a virtual model may route to, through its task redirections too."""
+        names = [virtual, *self.config.models[virtual].tasks.values()]
+        models = []
+        for name in names:
+            for candidate in self.config.models[name].candidates:
+                try:
+                    models.append(self.deployment(candidate, kind).model)
+                except ModelbusError:
+                    continue
+        if not models:
+            raise NoRouteError(f"no candidate of {virtual} is available", param="model")
+        return models
+
+    async def probe(self, client: Any) -> None:
+        """Run every deployment's health probe once and record the outcomes (active health checks)."""
+        for deployment in self.deployments():
+            status = await client.health(deployment.provider_name, deployment)
+            self.health.started(deployment.id)
+            latency = (status.latency_ms or 0.0) / 1000
+            self.health.record(deployment.id, error=status.error, latency=latency)
 
     def deployments(self) -> list[Deployment]:
         """Every deployment any virtual model may use (for active probes)."""

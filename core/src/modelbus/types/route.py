@@ -29,6 +29,8 @@ class RouteInfo(WireModel):
 
     requested: str = Field(description="The model id the caller asked for (an alias or virtual model).")
     resolved: str = Field(description="The deployment that served (or last tried).")
+    provider: str | None = Field(default=None, description="The provider of that deployment.")
+    model: str | None = Field(default=None, description="The model id ('provider/model') of that deployment.")
     policy: str = "direct"
     task: str | None = None
     reason: str = ""
