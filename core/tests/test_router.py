@@ -355,3 +355,47 @@ def test_when_every_candidate_is_unhealthy_one_is_still_tried(
     assert "no healthy candidate" in response.route.reason  # type: ignore[union-attr]
     assert response.text in {"Hello from acme.", "Hello from the backup."}
     assert OverloadedError
+
+
+def test_cost_policies_stick_only_when_the_cache_pays(upstream: FakeUpstream, backup: FakeUpstream) -> None:
+    """A conversation served by a dear deployment stays there only if its cached prefix makes it no dearer."""
+    from modelbus.types import ChatRequest
+
+    client = router_client(
+        upstream,
+        backup,
+        models={"router/cheap": {"policy": "cheapest", "candidates": ["acme/acme-chat", "acme/acme-mini"]}},
+    )
+    router = client.runtime.router
+    head = {"role": "user", "content": "abcd" * 50}
+
+    def turn(history_tokens: int) -> ChatRequest:
+        return ChatRequest(
+            model="router/cheap",
+            messages=[
+                head,
+                {"role": "assistant", "content": "abcd" * history_tokens},
+                {"role": "user", "content": "more"},
+            ],
+        )
+
+    key = router._affinity_key(turn(10), "")
+    router.affinity[key] = ("acme/acme-chat", router.clock() + 60)
+    # acme-chat costs ~16x acme-mini; a 90% discount on a short history cannot pay for that
+    assert router.plan(turn(10)).route.resolved == "acme/acme-mini"
+    weighted = router_client(
+        upstream,
+        backup,
+        models={
+            "router/w": {
+                "policy": "weighted",
+                "candidates": ["acme/acme-chat", "acme/acme-mini"],
+                "weights": {"acme/acme-chat": 1, "acme/acme-mini": 1000},
+            }
+        },
+    ).runtime.router
+    request = turn(10).model_copy(update={"model": "router/w"})
+    weighted.affinity[weighted._affinity_key(request, "")] = ("acme/acme-chat", weighted.clock() + 60)
+    plan = weighted.plan(request)  # cost-blind policies always keep the conversation where it was
+    assert plan.route.resolved == "acme/acme-chat"
+    assert "affinity" in plan.route.reason

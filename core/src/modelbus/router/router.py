@@ -230,6 +230,9 @@ class Router:
                     chosen is not None
                     and chosen is not ordered[0]
                     and self.health.unavailable(chosen.id) is None
+                    and self._worth_sticking(
+                        virtual, chosen, ordered[0], request, prompt_tokens, output_tokens
+                    )
                 ):
                     ordered.remove(chosen)
                     ordered.insert(0, chosen)
@@ -334,12 +337,38 @@ class Router:
                 by_id[found.id] = name
         return [by_id.get(d.id, d.id) for d in eligible]
 
-    def _estimated_cost(self, deployment: Deployment, prompt: int, output: int) -> Decimal:
+    def _estimated_cost(self, deployment: Deployment, prompt: int, output: int, cached: int = 0) -> Decimal:
+        """Estimated USD cost of this request on ``deployment`` (``cached`` prompt tokens at cache price)."""
         price = deployment.model.price
         if price is None:
             return Decimal("Infinity")
         price_in, price_out = usd_per_million(price, self.runtime.fx_rates)
-        return (Decimal(prompt) * price_in + Decimal(output) * price_out) / Decimal(1_000_000)
+        cached = min(cached, prompt)
+        cache_price = price_in
+        if price.cached_input is not None and price.input:
+            cache_price = price_in * price.cached_input / price.input
+        return (
+            Decimal(prompt - cached) * price_in + Decimal(cached) * cache_price + Decimal(output) * price_out
+        ) / Decimal(1_000_000)
+
+    def _worth_sticking(
+        self,
+        virtual: VirtualModel,
+        sticky: Deployment,
+        best: Deployment,
+        request: ChatRequest | EmbeddingRequest,
+        prompt: int,
+        output: int,
+    ) -> bool:
+        """Affinity wins unless the policy is about cost and the cache hit does not pay for the difference:
+        the sticky deployment with the conversation so far cached must cost no more than the best one."""
+        if virtual.policy not in ("cheapest", "cheapest_above_tier") or not isinstance(request, ChatRequest):
+            return True
+        history = request.messages[:-1]
+        cached = estimate_prompt_tokens(request.model_copy(update={"messages": history})) if history else 0
+        return self._estimated_cost(sticky, prompt, output, cached) <= self._estimated_cost(
+            best, prompt, output
+        )
 
     def _speed(self, deployment: Deployment, stream: bool) -> float:
         health = self.health.get(deployment.id)
