@@ -18,9 +18,8 @@ Run:  python bench/local_model.py [--rounds 5] [--max-tokens 128] [--threads N] 
       python bench/local_model.py --gguf tiny.gguf   # any GGUF; a tiny random one (plugins/local/tests/
       conftest.py writes one) makes generation so cheap that what is left is modelbus's per-token cost
 
-Gateway row (to be added by the gateway's author): start the gateway on the local model, then
-``rows["gateway"] = await measure_async_runs(openai_endpoint_stream(base_url, api_key), ...)`` in
-``main_async`` -- ``openai_endpoint_stream`` streams any OpenAI-compatible endpoint with the openai SDK.
+  gateway       `modelbus serve` in its own process on the same model, streamed with the openai SDK
+                (HTTP, virtual key, limits, ledger and metrics on)
 """
 
 from __future__ import annotations
@@ -251,6 +250,9 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.control:  # the same direct path again: how much two identical paths differ on this machine
         sync_paths["direct (again)"] = direct_stream(llm)
     async_paths = {"modelbus-async": modelbus_async_stream(aclient, model)}
+    gateway = start_gateway(config) if not args.no_gateway else None
+    if gateway is not None:
+        async_paths["gateway"] = openai_endpoint_stream(gateway[1], gateway[2], model)
 
     warm = {**params, "max_tokens": 8}
     for stream in sync_paths.values():
@@ -281,8 +283,10 @@ async def main_async(args: argparse.Namespace) -> None:
     for name in runs:
         if name != "direct":
             summarize(name, runs[name], tokens, base)
-    # gateway: rows["gateway"] = await measure_async_runs(openai_endpoint_stream(url, key), params, rounds)
     print(f"\nload average after: {os.getloadavg()}")
+    if gateway is not None:
+        gateway[0].terminate()
+        gateway[0].wait(30)
     client.close()
     await aclient.aclose()
 
@@ -297,6 +301,42 @@ async def main_async(args: argparse.Namespace) -> None:
             )
 
 
+def start_gateway(config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`modelbus serve` on a free port with ``config``; (process, base URL, virtual key)."""
+    import socket
+    import tempfile
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = Path(tempfile.mkdtemp(prefix="modelbus-local-bench-"))
+    local = config["providers"]["local"]
+    lines = ["[providers.local]"] + [f"{key} = {json.dumps(value)}" for key, value in local.items()]
+    lines += ["[gateway]", f'database_url = "sqlite:///{folder / "ledger.db"}"', "log_requests = false"]
+    (folder / "config.toml").write_text("\n".join(lines) + "\n")
+    master = "bench-master-key-0123456789"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelbus", "serve", "--port", str(port)],
+        env={**os.environ, "MODELBUS_CONFIG": str(folder / "config.toml"), "MODELBUS_MASTER_KEY": master},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    key = httpx.post(url + "/admin/keys", headers={"Authorization": f"Bearer {master}"}, json={}).json()[
+        "key"
+    ]
+    return process, url + "/v1", key
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -308,6 +348,7 @@ def main() -> None:
         "--gguf", help="benchmark this GGUF instead of SmolLM2 (a tiny one isolates the per-token overhead)"
     )
     parser.add_argument("--control", action="store_true", help="also time direct twice (the noise floor)")
+    parser.add_argument("--no-gateway", action="store_true", help="skip the gateway row")
     parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_probe:
