@@ -293,3 +293,37 @@ def test_kill_9_under_load_loses_no_settled_row_and_leaves_nothing_reserved(
     log = (tmp_path / "config.log").read_text()
     for secret in (key, MASTER, "sk-upstream-provider-key-abcdef123456"):
         assert secret not in log
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("mysql://ops:s3cret-db-pass@db.internal/ledger", "must be sqlite:///<path> or postgresql"),
+        ("postgresql+psycopg://ops:s3cret-db-pass@127.0.0.1:1/ledger", "cannot open the ledger database"),
+        ("sqlite:///{tmp}/a-file/ledger.db", "cannot open the ledger database"),
+    ],
+)
+def test_serve_with_a_bad_database_url_fails_in_one_line_without_the_password(
+    database_url: str, expected: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "modelbus.toml"
+    config.write_text("")
+    (tmp_path / "a-file").write_text("a regular file where the ledger's directory should be")
+    database_url = database_url.replace("{tmp}", str(tmp_path))
+    env = {**os.environ, "MODELBUS_MASTER_KEY": MASTER, "MODELBUS_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-m", "modelbus", "serve", "--port", "0", "--database-url", database_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert expected in output
+    assert "Traceback" not in output
+    assert "s3cret-db-pass" not in output

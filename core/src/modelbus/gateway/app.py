@@ -27,7 +27,7 @@ from starlette.routing import Route
 from modelbus.client import AsyncClient
 from modelbus.config import ModelbusConfig
 from modelbus.errors import BadRequestError, ModelbusError
-from modelbus.gateway.db import make_engine, migrate
+from modelbus.gateway.db import open_database
 from modelbus.gateway.errors import AdminAuthError, NotFound, RequestTooLargeError
 from modelbus.gateway.metrics import Metrics
 from modelbus.gateway.service import GatewayService, dumps, error_body, http_status_for
@@ -78,8 +78,7 @@ class Gateway:
         self._probes: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        engine = make_engine(self.settings.database_url)
-        await asyncio.to_thread(migrate, engine)
+        engine = await asyncio.to_thread(open_database, self.settings.database_url)
         self.engine = engine
         store = Store(engine)
         writer = LedgerWriter(engine)

@@ -32,13 +32,11 @@ def _settings(config_path: str | None, **overrides: Any) -> tuple[Any, Any]:
 
 
 def _store(config_path: str | None, database_url: str | None) -> Any:
-    from modelbus.gateway.db import make_engine, migrate
+    from modelbus.gateway.db import open_database
     from modelbus.gateway.store import Store
 
     _, settings = _settings(config_path, database_url=database_url)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return Store(engine)
+    return Store(open_database(settings.database_url))
 
 
 def _money(value: str | None, what: str) -> Decimal | None:
@@ -85,6 +83,9 @@ def register(app: typer.Typer) -> None:
         from modelbus.gateway.server import serve
 
         loaded, settings = _settings(config, host=host, port=port, database_url=database_url)
+        from modelbus.gateway.db import open_database
+
+        open_database(settings.database_url).dispose()  # fail here, in one line, not in a startup traceback
         default = loaded.default_model
         if default is None:
             from modelbus.client import Client
@@ -95,7 +96,7 @@ def register(app: typer.Typer) -> None:
                 default = None
         where = f"http://{settings.host}:{settings.port}/v1"
         err.print(
-            f"modelbus gateway on {where}  (ledger: {settings.database_url})"
+            f"modelbus gateway on {where}  (ledger: {settings.database_display()})"
             + (f"  default model: {default}" if default else "")
         )
         if settings.master_key is None:

@@ -120,6 +120,23 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
+def open_database(url: str) -> Engine:
+    """An engine on a migrated schema, or a :class:`ConfigError` that says what is wrong (no password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from modelbus.errors import ConfigError
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ConfigError(f"cannot open the ledger database {shown}: {reason}") from None
+    return engine
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest revision (idempotent; run at start-up and by `modelbus db upgrade`)."""
     from alembic import command

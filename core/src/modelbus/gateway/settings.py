@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from modelbus.config import ModelbusConfig
 from modelbus.errors import ConfigError
@@ -46,6 +46,22 @@ class GatewaySettings(BaseModel):
         ge=1,
         description="Output tokens reserved when neither request nor model table bounds it.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(
+                "must be sqlite:///<path> or postgresql+psycopg://user:password@host/dbname, "
+                f"got a URL starting {value.split(':', 1)[0]!r}"
+            )
+        return value
+
+    def database_display(self) -> str:
+        """The database URL with any password masked (for banners and logs)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
 
     @classmethod
     def load(cls, config: ModelbusConfig, overrides: dict[str, Any] | None = None) -> GatewaySettings:
