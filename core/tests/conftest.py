@@ -17,11 +17,8 @@ KEY = "sk-acme-secret-key-1234567890"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No user config file or real keys leak into tests."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("MODELBUS_CONFIG", raising=False)
-    monkeypatch.delenv("ACME_API_KEY", raising=False)
+def _isolated(modelbus_isolated_env: None) -> None:
+    """No user config file, real key or real endpoint leaks into the tests (modelbus's pytest plugin)."""
 
 
 @pytest.fixture

@@ -23,16 +23,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.allow_hosts(["127.0.0.1"]))
 
 
-@pytest.fixture(scope="session")
-def smart_upstream() -> Iterator[FakeUpstream]:
-    """One deterministic OpenAI-compatible server for the whole session (it keeps no per-test state
-    that matters: ids count up, and repeated long prompts report cached tokens)."""
-    with FakeUpstream() as upstream:
-        upstream.record = False
-        upstream.respond_with(smart_openai_responder())
-        yield upstream
-
-
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     """A fresh recording server, for tests that look at what was sent."""
@@ -42,14 +32,5 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No user config file, gateway settings or real keys leak into tests."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    for name in (
-        "MODELBUS_CONFIG",
-        "MODELBUS_BASE_URL",
-        "MODELBUS_API_KEY",
-        "DEEPSEEK_API_KEY",
-        "OPENAI_API_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
+def _isolated(modelbus_isolated_env: None) -> None:
+    """No user config file, real key or real endpoint leaks into the tests (modelbus's pytest plugin)."""

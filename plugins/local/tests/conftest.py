@@ -118,11 +118,8 @@ def write_tiny_llama_gguf(
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No user config file or environment leaks into a test."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.delenv("MODELBUS_CONFIG", raising=False)
-    monkeypatch.delenv("LOCAL_BASE_URL", raising=False)
+def _isolated(modelbus_isolated_env: None) -> None:
+    """No user config file, real key or real endpoint leaks into the tests (modelbus's pytest plugin)."""
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,8 @@ class _OfflineSuite(ChatModelIntegrationTests):
     upstream_url: str = ""
 
     @pytest.fixture(autouse=True)
-    def _fake_upstream(self, smart_upstream: FakeUpstream) -> None:
-        type(self).upstream_url = smart_upstream.url
+    def _fake_upstream(self, modelbus_smart_upstream: FakeUpstream) -> None:
+        type(self).upstream_url = modelbus_smart_upstream.url
 
     @pytest.fixture
     async def model(self, request: pytest.FixtureRequest) -> AsyncIterator[BaseChatModel]:

@@ -19,8 +19,8 @@ class TestModelBusEmbeddingsDirect(EmbeddingsIntegrationTests):
     upstream_url: str = ""
 
     @pytest.fixture(autouse=True)
-    def _fake_upstream(self, smart_upstream: FakeUpstream) -> None:
-        type(self).upstream_url = smart_upstream.url
+    def _fake_upstream(self, modelbus_smart_upstream: FakeUpstream) -> None:
+        type(self).upstream_url = modelbus_smart_upstream.url
 
     @property
     def embeddings_class(self) -> type[ModelBusEmbeddings]:
