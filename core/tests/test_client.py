@@ -539,3 +539,31 @@ def test_n_equal_one_is_the_default_and_error_params_are_kept(upstream: FakeUpst
         client.chat("acme/acme-chat", "hi")
     assert error.value.param == "temperature"
     assert error.value.to_openai_error()["error"]["param"] == "temperature"
+
+
+def test_connection_request_fields_are_chat_request_fields() -> None:
+    from modelbus.connection import REQUEST_FIELDS
+    from modelbus.types import ChatRequest
+
+    settable = set(ChatRequest.model_fields) - {"model", "messages", "stream", "extra"}
+    assert settable | {"max_completion_tokens"} == REQUEST_FIELDS
+
+
+def test_connection_chat_params_split_fields_from_provider_extras() -> None:
+    from modelbus.connection import Connection
+
+    connection = Connection(model="acme/m1")
+    target, params = connection.chat_params(
+        {"temperature": 0.2, "max_tokens": None},
+        {"max_completion_tokens": 5, "top_k": 3, "extra": {"a": 1}, "timeout": 9, "seed": None},
+        extra={"b": 2},
+    )
+    assert target == "acme/m1"
+    assert params == {
+        "temperature": 0.2,
+        "max_tokens": 5,
+        "extra": {"b": 2, "a": 1, "top_k": 3},
+        "timeout": 9,
+    }
+    gateway = Connection(model="acme/m1", base_url="http://127.0.0.1:1/v1")
+    assert gateway.chat_params({}, {"model": "other/m2"})[0] == "gateway/other/m2"

@@ -8,8 +8,10 @@ gateway unchanged.
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelbus.errors import ModelbusError
 
@@ -18,6 +20,77 @@ if TYPE_CHECKING:
     from modelbus.types.models import ModelInfo
 
 GATEWAY = "gateway"
+
+#: ``ChatRequest`` fields a framework call may set by keyword; any other keyword goes to ``extra``.
+REQUEST_FIELDS = frozenset(
+    {
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",  # OpenAI's newer name, sent as max_tokens
+        "stop",
+        "seed",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "reasoning_effort",
+        "user",
+        "metadata",
+        "stream_options",
+    }
+)
+
+
+def endpoint_from_env(base_url: str | None, api_key: str | None) -> tuple[str | None, str | None]:
+    """``(base_url, api_key)`` with ``MODELBUS_BASE_URL`` / ``MODELBUS_API_KEY`` filling the gaps.
+
+    The env key is a gateway key, so it is only used when there is a gateway: it is never sent to a
+    provider directly.
+    """
+    base_url = base_url or os.environ.get("MODELBUS_BASE_URL") or None
+    if api_key is None and base_url:
+        api_key = os.environ.get("MODELBUS_API_KEY") or None
+    return base_url, api_key
+
+
+def providers_without_keys(providers: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+    """Provider settings fit to serialize: every ``api_key`` left out."""
+    if providers is None:
+        return None
+    return {
+        name: {key: value for key, value in settings.items() if key != "api_key"}
+        for name, settings in providers.items()
+    }
+
+
+def embedding_params(
+    *,
+    dimensions: int | None,
+    input_type: Literal["query", "document"] | None,
+    extra: Mapping[str, Any] | None,
+    timeout: float | None,
+) -> dict[str, Any]:
+    """``embed()`` keyword arguments from an integration object's settings."""
+    params: dict[str, Any] = {}
+    if dimensions is not None:
+        params["dimensions"] = dimensions
+    if input_type is not None:
+        params["input_type"] = input_type
+    if extra:
+        params["extra"] = dict(extra)
+    if timeout is not None:
+        params["timeout"] = timeout
+    return params
+
+
+def embeddable(texts: list[str]) -> list[str]:
+    """``texts`` with empty strings as a single space: modelbus rejects empty input, and a space embeds
+    as "nothing" on every provider."""
+    return [text if text else " " for text in texts]
 
 
 class Connection:
@@ -57,6 +130,37 @@ class Connection:
         """The modelbus id a call asks for (``gateway/<id>`` in gateway mode)."""
         model = model or self.model
         return f"{GATEWAY}/{model}" if self.gateway else model
+
+    def chat_params(
+        self,
+        defaults: Mapping[str, Any],
+        call: Mapping[str, Any],
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """``(target model id, chat() keyword arguments but messages)`` for one framework call.
+
+        ``defaults`` are the object's settings; ``call`` the keywords of this call, which win. A keyword
+        naming a :data:`REQUEST_FIELDS` field sets it, ``model`` and ``timeout`` are taken out, ``extra``
+        is merged, and any other keyword goes to ``extra`` (provider-only). ``None`` means unset.
+        """
+        params = {name: value for name, value in defaults.items() if value is not None}
+        extra = dict(extra or {})
+        call = dict(call)
+        model = call.pop("model", None) or self.model
+        timeout = call.pop("timeout", None)
+        call.pop("stream", None)
+        extra.update(call.pop("extra", None) or {})
+        for key, value in call.items():
+            if value is not None:
+                (params if key in REQUEST_FIELDS else extra)[key] = value
+        if "max_completion_tokens" in params:
+            params["max_tokens"] = params.pop("max_completion_tokens")
+        if extra:
+            params["extra"] = extra
+        if timeout is not None:
+            params["timeout"] = timeout
+        return self.target(model), params
 
     def _kwargs(self) -> dict[str, Any]:
         from modelbus.providers.gateway import GatewayProvider

@@ -49,28 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatModelBus"]
 
-# ChatRequest fields a call may set directly; any other keyword goes to ``extra`` (provider-only).
-_REQUEST_FIELDS = frozenset(
-    {
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "n",
-        "presence_penalty",
-        "frequency_penalty",
-        "reasoning_effort",
-        "user",
-        "metadata",
-        "stream_options",
-    }
-)
 _SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "n", "presence_penalty", "frequency_penalty")
 StructuredMethod = Literal["function_calling", "json_mode", "json_schema"]
 _CONNECTION_LOCK = threading.Lock()
@@ -310,38 +288,18 @@ class ChatModelBus(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
     ) -> tuple[str, dict[str, Any]]:
         """(modelbus model id, ``chat()`` keyword arguments)."""
-        params: dict[str, Any] = {
-            name: getattr(self, name) for name in _SAMPLING if getattr(self, name) is not None
-        }
-        if self.reasoning_effort is not None:
-            params["reasoning_effort"] = self.reasoning_effort
-        if self.stop:
-            params["stop"] = self.stop
-        extra: dict[str, Any] = dict(self.extra_body or {})
+        defaults = {name: getattr(self, name) for name in _SAMPLING}
+        defaults.update(reasoning_effort=self.reasoning_effort, stop=self.stop or None)
         call = {**self.model_kwargs, **kwargs}
-        model = call.pop("model", None) or self.model
-        timeout = call.pop("timeout", None)
-        call.pop("stream", None)
         call.pop("ls_structured_output_format", None)
-        extra.update(call.pop("extra_body", None) or {})
-        extra.update(call.pop("extra", None) or {})
-        for key, value in call.items():
-            if key in _REQUEST_FIELDS:
-                params[key] = value
-            else:
-                extra[key] = value
+        extra_body = {**(self.extra_body or {}), **(call.pop("extra_body", None) or {})}
         if stop is not None:
-            params["stop"] = stop
-        if "max_completion_tokens" in params:
-            params["max_tokens"] = params.pop("max_completion_tokens")
+            call["stop"] = stop
+        target, params = self.connection.chat_params(defaults, call, extra=extra_body)
         if not params.get("stop"):
             params.pop("stop", None)
-        if extra:
-            params["extra"] = extra
-        if timeout is not None:
-            params["timeout"] = timeout
         params["messages"] = [_message_to_modelbus(m) for m in messages]
-        return self.connection.target(model), params
+        return target, params
 
     def _result(self, response: ChatResponse, requested: str) -> ChatResult:
         generations = []

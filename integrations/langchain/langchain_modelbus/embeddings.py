@@ -9,7 +9,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from modelbus.connection import Connection
+from modelbus.connection import Connection, embeddable, embedding_params
 
 if TYPE_CHECKING:
     from modelbus import AsyncClient, Client
@@ -99,20 +99,15 @@ class ModelBusEmbeddings(BaseModel, Embeddings):
         await self.connection.aclose()
 
     def _params(self, input_type: Literal["query", "document"]) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if self.dimensions is not None:
-            params["dimensions"] = self.dimensions
-        if self.input_types:
-            params["input_type"] = input_type
-        if self.model_kwargs:
-            params["extra"] = dict(self.model_kwargs)
-        if self.timeout is not None:
-            params["timeout"] = self.timeout
-        return params
+        return embedding_params(
+            dimensions=self.dimensions,
+            input_type=input_type if self.input_types else None,
+            extra=self.model_kwargs,
+            timeout=self.timeout,
+        )
 
     def _batches(self, texts: list[str]) -> list[list[str]]:
-        # modelbus rejects empty strings; a single space embeds as "nothing" on every provider
-        cleaned = [text if text else " " for text in texts]
+        cleaned = embeddable(texts)
         return [cleaned[i : i + self.chunk_size] for i in range(0, len(cleaned), self.chunk_size)]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
-from modelbus.connection import Connection
+from modelbus.connection import Connection, endpoint_from_env, providers_without_keys
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -48,27 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelBus"]
 
-# ChatRequest fields a call may set directly; any other keyword goes to ``extra`` (provider-only).
-_REQUEST_FIELDS = frozenset(
-    {
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "n",
-        "presence_penalty",
-        "frequency_penalty",
-        "reasoning_effort",
-        "user",
-        "metadata",
-    }
-)
 _ROLES = {
     MessageRole.SYSTEM: "system",
     MessageRole.DEVELOPER: "developer",
@@ -154,10 +132,7 @@ class ModelBus(FunctionCallingLLM):
         async_client: AsyncClient | None = None,
         **kwargs: Any,
     ) -> None:
-        base_url = kwargs.pop("base_url", None) or os.environ.get("MODELBUS_BASE_URL") or None
-        api_key = kwargs.pop("api_key", None)
-        if api_key is None and base_url:  # the env key is a gateway key: never sent to a provider directly
-            api_key = os.environ.get("MODELBUS_API_KEY") or None
+        base_url, api_key = endpoint_from_env(kwargs.pop("base_url", None), kwargs.pop("api_key", None))
         super().__init__(model=model, base_url=base_url, api_key=api_key, **kwargs)
         self._connection = Connection(
             model=model,
@@ -181,11 +156,7 @@ class ModelBus(FunctionCallingLLM):
         self, value: dict[str, dict[str, Any]] | None
     ) -> dict[str, dict[str, Any]] | None:
         # keys stay out of to_dict()/to_json(): modelbus reads them from the provider's env var or config
-        if value is None:
-            return None
-        return {
-            name: {k: v for k, v in settings.items() if k != "api_key"} for name, settings in value.items()
-        }
+        return providers_without_keys(value)
 
     # -- modelbus ------------------------------------------------------------------------------------
 
@@ -233,30 +204,10 @@ class ModelBus(FunctionCallingLLM):
     # -- requests ------------------------------------------------------------------------------------
 
     def _request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        params: dict[str, Any] = {}
-        for name in ("temperature", "max_tokens", "reasoning_effort"):
-            if getattr(self, name) is not None:
-                params[name] = getattr(self, name)
-        extra: dict[str, Any] = {}
-        call = {**self.additional_kwargs, **kwargs}
-        model = call.pop("model", None) or self.model
-        timeout = call.pop("timeout", None)
-        extra.update(call.pop("extra", None) or {})
-        for key, value in call.items():
-            if value is None:
-                continue
-            if key in _REQUEST_FIELDS:
-                params[key] = value
-            else:
-                extra[key] = value
-        if "max_completion_tokens" in params:
-            params["max_tokens"] = params.pop("max_completion_tokens")
-        if extra:
-            params["extra"] = extra
-        if timeout is not None:
-            params["timeout"] = timeout
+        defaults = {name: getattr(self, name) for name in ("temperature", "max_tokens", "reasoning_effort")}
+        target, params = self._connection.chat_params(defaults, {**self.additional_kwargs, **kwargs})
         params["messages"] = [_message_to_modelbus(m) for m in messages]
-        return self._connection.target(model), params
+        return target, params
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

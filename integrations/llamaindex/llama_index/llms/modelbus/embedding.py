@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
 
-from modelbus.connection import Connection
+from modelbus.connection import (
+    Connection,
+    embeddable,
+    embedding_params,
+    endpoint_from_env,
+    providers_without_keys,
+)
 
 if TYPE_CHECKING:
     from modelbus import AsyncClient, Client
@@ -59,10 +64,7 @@ class ModelBusEmbedding(BaseEmbedding):
         name = model or model_name
         if not name:
             raise ValueError("ModelBusEmbedding needs a model, e.g. model='openai/text-embedding-3-small'")
-        base_url = kwargs.pop("base_url", None) or os.environ.get("MODELBUS_BASE_URL") or None
-        api_key = kwargs.pop("api_key", None)
-        if api_key is None and base_url:
-            api_key = os.environ.get("MODELBUS_API_KEY") or None
+        base_url, api_key = endpoint_from_env(kwargs.pop("base_url", None), kwargs.pop("api_key", None))
         super().__init__(
             model_name=name, embed_batch_size=embed_batch_size, base_url=base_url, api_key=api_key, **kwargs
         )
@@ -86,11 +88,7 @@ class ModelBusEmbedding(BaseEmbedding):
     def _providers_without_keys(
         self, value: dict[str, dict[str, Any]] | None
     ) -> dict[str, dict[str, Any]] | None:
-        if value is None:
-            return None
-        return {
-            name: {k: v for k, v in settings.items() if k != "api_key"} for name, settings in value.items()
-        }
+        return providers_without_keys(value)
 
     @property
     def connection(self) -> Connection:
@@ -103,29 +101,21 @@ class ModelBusEmbedding(BaseEmbedding):
         await self._connection.aclose()
 
     def _params(self, input_type: Literal["query", "document"]) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if self.dimensions is not None:
-            params["dimensions"] = self.dimensions
-        if self.input_types:
-            params["input_type"] = input_type
-        if self.additional_kwargs:
-            params["extra"] = dict(self.additional_kwargs)
-        if self.timeout is not None:
-            params["timeout"] = self.timeout
-        return params
-
-    @staticmethod
-    def _clean(texts: list[str]) -> list[str]:
-        return [text if text else " " for text in texts]  # modelbus rejects empty strings
+        return embedding_params(
+            dimensions=self.dimensions,
+            input_type=input_type if self.input_types else None,
+            extra=self.additional_kwargs,
+            timeout=self.timeout,
+        )
 
     def _embed(self, texts: list[str], input_type: Literal["query", "document"]) -> list[list[float]]:
         client = self._connection.client
-        return client.embed(self._connection.target(), self._clean(texts), **self._params(input_type)).vectors
+        return client.embed(self._connection.target(), embeddable(texts), **self._params(input_type)).vectors
 
     async def _aembed(self, texts: list[str], input_type: Literal["query", "document"]) -> list[list[float]]:
         client = self._connection.async_client
         response = await client.embed(
-            self._connection.target(), self._clean(texts), **self._params(input_type)
+            self._connection.target(), embeddable(texts), **self._params(input_type)
         )
         return response.vectors
 
