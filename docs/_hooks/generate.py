@@ -68,7 +68,8 @@ def _rst_to_markdown(text: str) -> str:
                 block.pop()
             while block and not block[0].strip():
                 block.pop(0)
-            out += ["", "```text", *inspect.cleandoc("\n".join(block)).splitlines(), "```", ""]
+            literal = inspect.cleandoc("\n".join(block)).replace("`", "")  # no inline markup in a block
+            out += ["", "```text", *literal.splitlines(), "```", ""]
             continue
         out.append(line)
         index += 1
@@ -87,6 +88,16 @@ def _client() -> Any:
 def _source_link(url: str) -> str:
     host = urlparse(url).netloc or url
     return f"[{host}]({url})"
+
+
+def _prices(model: Any) -> str:
+    """``input / cached / output CUR`` (embeddings: ``input CUR``)."""
+    price = model.price
+    if price is None:
+        return "-"
+    if model.kind == "embedding":
+        return f"{_price(price.input)} {price.currency}"
+    return f"{_price(price.input)} / {_price(price.cached_input)} / {_price(price.output)} {price.currency}"
 
 
 def providers_markdown() -> str:
@@ -123,8 +134,9 @@ def providers_markdown() -> str:
     lines += [
         "",
         "Prices are per **1M tokens in the provider's own currency**, as the plugin's `models.toml` states "
-        "them, with the day they were read (`as of`) and the page they were read from (`source`). "
-        "`cached` is the cache-hit input price. Costs are always reported in USD: see "
+        "them, with the day they were read (`as of`) and the page they were read from (`source`): input, "
+        "cached input (the cache-hit price; `-` when the provider has none) and output. Costs are always "
+        "reported in USD: see "
         "[exchange rates](#exchange-rates). `tier` is the quality tier (1 basic ... 5 frontier) that "
         "routing constraints use.",
         "",
@@ -141,9 +153,9 @@ def providers_markdown() -> str:
                 "",
             ]
         lines += [
-            "| model | kind | context | max out | capabilities | tier | input | cached | output | currency "
+            "| model | kind | context | max out | capabilities | tier | input / cached / output per 1M "
             "| as of | source | notes |",
-            "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |",
+            "| --- | --- | ---: | ---: | --- | ---: | --- | --- | --- | --- |",
         ]
         for model in (m for m in models if m.provider == name):
             price = model.price
@@ -183,10 +195,7 @@ def providers_markdown() -> str:
                         _count(model.max_output_tokens),
                         ", ".join(caps) or "-",
                         str(model.quality_tier),
-                        _price(price.input) if price else "-",
-                        _price(price.cached_input) if price else "-",
-                        _price(price.output) if price and model.kind == "chat" else "-",
-                        price.currency if price else "-",
+                        _prices(model),
                         price.as_of.isoformat() if price else "-",
                         _source_link(price.source) if price else "-",
                         _cell("; ".join(notes)) or "",
@@ -252,10 +261,15 @@ def hooks_markdown() -> str:
 
     lines = [_rst_to_markdown(inspect.cleandoc(hookspecs.__doc__ or "")), ""]
     specs = hook_specs()
-    lines += ["| hook | called | answers |", "| --- | --- | --- |"]
+    lines += ["| hook | an implementation answers | results |", "| --- | --- | --- |"]
     for _, name, function, options in specs:
         params = inspect.signature(function).parameters
-        scope = "per provider" if "provider" in params else "once per call / registration"
+        if name.startswith("modelbus_register_"):
+            scope = "once, at registration (see below when)"
+        elif "provider" in params:
+            scope = "for its own providers (`provider` argument)"
+        else:
+            scope = "for every call (cross-cutting)"
         answers = "first non-`None` result wins" if options.get("firstresult") else "every plugin is called"
         lines.append(f"| [`{name}`](#{name}) | {scope} | {answers} |")
     lines.append("")

@@ -33,6 +33,7 @@ import pytest
 from harness import MASTER, GatewayThread, provider_config
 from markdown_samples import ROOT, Block, blocks, pages
 
+from modelbus import Client
 from modelbus.config import ModelbusConfig
 from modelbus.gateway.settings import GatewaySettings
 from modelbus.testing import FakeUpstream
@@ -44,7 +45,7 @@ PROVIDER_KEY = "sk-docs-test-0123456789"
 
 PAGES = [p for p in pages() if any(b.lang in ("python", "bash", "toml", "json") for b in blocks(p))]
 # pages whose samples are mostly CLI processes: a test module of their own, so xdist runs them in parallel
-SHELL_PAGES = ("cli", "gateway", "security")
+SHELL_PAGES = ("cli", "quickstart", "gateway")
 
 
 def _install_generated_projects(workdir: Path, site: Path) -> list[str]:
@@ -140,20 +141,33 @@ class Sandbox:
         if self.cwd_file.exists():
             self.cwd = Path(self.cwd_file.read_text().strip())
 
-    @staticmethod
-    def toml(block: Block) -> None:
+    def toml(self, block: Block) -> None:
+        """A models.toml snippet loads as a model table; a config.toml snippet is read the way a client
+        reads it: validated, then its aliases, fallbacks, model rows and provider settings resolved."""
         data = tomllib.loads(block.code)
-        if "models" in data and isinstance(data["models"], list):  # a models.toml
-            path = Path(os.environ.get("TMPDIR", "/tmp")) / f"docs-models-{os.getpid()}.toml"
+        if isinstance(data.get("models"), list):
+            path = self.workdir.parent / "models-snippet.toml"
             path.write_text(block.code)
-            try:
-                assert load_model_table(path, provider="docs"), f"{block.where}: no model rows"
-            finally:
-                path.unlink()
+            assert load_model_table(path, provider="docs"), f"{block.where}: no model rows"
             return
         config = ModelbusConfig.from_dict(data, source=block.where)
         if config.gateway:
             GatewaySettings.load(config)
+        with Client(config=config) as client:
+            registry = client.runtime.registry
+            for name in [
+                *config.aliases,
+                *config.fallbacks,
+                *(t for c in config.fallbacks.values() for t in c),
+            ]:
+                registry.resolve(name)
+            if config.default_model:
+                registry.resolve(config.default_model)
+            for provider in config.providers:
+                assert provider in registry.providers, (
+                    f"{block.where}: provider {provider!r} is not installed"
+                )
+                config.provider_settings(registry.providers[provider])
 
     @staticmethod
     def json(block: Block) -> None:
