@@ -11,6 +11,7 @@ Class attributes are data: name, regions, key env vars, the model table file, th
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cached_property
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from modelbus.context import StreamState
-from modelbus.errors import MissingCredentialsError, ModelbusError
+from modelbus.errors import MalformedResponseError, MissingCredentialsError, ModelbusError
 from modelbus.hookspecs import hookimpl
 from modelbus.http import HttpRequest, HttpResponse
 from modelbus.sse import ServerSentEvent
@@ -130,6 +131,21 @@ class ProviderPlugin:
 
     def normalize_stream_event(self, event: ServerSentEvent, state: StreamState) -> list[ChatChunk]:
         raise NotImplementedError
+
+    def event_json(self, event: ServerSentEvent) -> Any:
+        """The event's ``data`` parsed as JSON, ``None`` when it is empty (keep-alives).
+
+        Raises :class:`MalformedResponseError` (with a short preview) when it is not JSON.
+        """
+        data = event.data.strip()
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise MalformedResponseError(
+                f"stream event is not JSON: {data[:80]!r}", provider=self.name
+            ) from None
 
     def normalize_embedding_response(
         self, response: HttpResponse, request: EmbeddingRequest, model: ModelInfo

@@ -296,14 +296,9 @@ class OpenAICompatibleProvider(ProviderPlugin):
         if data == self.done_marker:
             state.done = True
             return []
-        if not data:
+        obj = self.event_json(event)
+        if obj is None:
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            raise MalformedResponseError(
-                f"stream event is not JSON: {data[:80]!r}", provider=self.name
-            ) from None
         if event.event == "error" or (isinstance(obj, dict) and "error" in obj and "choices" not in obj):
             raise self.error_from_body(HttpResponse(200, {}, data.encode()), obj, state.model)
         self.check_stream_envelope(obj, state)

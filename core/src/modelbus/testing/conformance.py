@@ -322,9 +322,12 @@ class ProviderConformanceTests:
             list(stream)
 
     def test_missing_key(self, upstream: FakeUpstream) -> None:
+        """No key configured: a provider that needs one refuses before sending anything; a keyless
+        provider (Ollama, local) calls without credentials."""
         info = self.plugin.provider_info  # type: ignore[attr-defined]
         if not info.requires_api_key:
-            pytest.skip("this provider needs no key")
+            self._keyless_call(upstream)
+            return
         client = Client(
             plugins=[self.plugin],
             load_entrypoints=False,
@@ -338,3 +341,19 @@ class ProviderConformanceTests:
                 client.chat(self.any_chat_model(), "hi")
         assert info.api_key_env[0] in str(error.value) if info.api_key_env else True
         assert not upstream.requests, "no request goes out without a key"
+
+    def _keyless_call(self, upstream: FakeUpstream) -> None:
+        samples = load_samples(self.samples_dir)
+        sample = next(s for s in samples if s.kind in ("chat", "chat_stream") and not s.expect.error)
+        upstream.replay(sample)
+        settings = {k: v for k, v in {**self.settings, **sample.settings}.items() if k != "api_key"}
+        with Client(
+            plugins=[self.plugin],
+            load_entrypoints=False,
+            config={},
+            providers={self.provider: {**settings, "base_url": upstream.url}},
+            max_retries=0,
+        ) as client:
+            self._call(client, sample)
+        assert upstream.requests, "a keyless provider sends the request"
+        assert "authorization" not in upstream.requests[-1].headers

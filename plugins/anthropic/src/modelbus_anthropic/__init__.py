@@ -479,15 +479,9 @@ class Anthropic(ProviderPlugin):
     # -- stream --------------------------------------------------------------------------------
 
     def normalize_stream_event(self, event: ServerSentEvent, state: StreamState) -> list[ChatChunk]:
-        data = event.data.strip()
-        if not data:
+        obj = self.event_json(event)
+        if obj is None:
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            raise MalformedResponseError(
-                f"stream event is not JSON: {data[:80]!r}", provider=self.name
-            ) from None
         if not isinstance(obj, dict):
             raise MalformedResponseError("stream event is not a JSON object", provider=self.name)
         kind = obj.get("type") or event.event

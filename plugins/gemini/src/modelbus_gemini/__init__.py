@@ -372,15 +372,9 @@ class GeminiProvider(ProviderPlugin):
         trailing usage record, are still read). ``usageMetadata`` repeats with running totals on many
         events; each is put on its chunk and the core keeps the last one.
         """
-        data = event.data.strip()
-        if not data:
+        obj = self.event_json(event)
+        if obj is None:
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            raise MalformedResponseError(
-                f"stream event is not JSON: {data[:80]!r}", provider=self.name
-            ) from None
         obj = self.check_body(obj, 200, state.model)
         state.id = state.id or obj.get("responseId") or ""
         state.model_name = state.model_name or obj.get("modelVersion") or ""
