@@ -339,10 +339,7 @@ _DESCRIPTIONS = {
 }
 
 # Said after the code's description: where the code does not (yet) do what the field promises.
-_CAVEATS = {
-    ("GatewaySettings", "ledger_batch_ms"): "Not read yet: the ledger writer group-commits whatever "
-    "queued while its previous commit ran.",
-}
+_CAVEATS: dict[tuple[str, str], str] = {}
 
 
 def _default(model: type, name: str, field: Any) -> str:

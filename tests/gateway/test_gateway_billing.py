@@ -150,7 +150,13 @@ async def test_200_concurrent_requests_cannot_overspend_a_wallet(
     spent = sum(Decimal(str(row["cost_usd"])) for row in rows)
     reservation = max(Decimal(str(row["reserved_usd"])) for row in rows)
     assert set(outcomes) <= {"ok", "402"}
-    assert outcomes.count("ok") == len(rows)
+    assert len(rows) == 200  # every request is in the ledger once, the refused ones too
+    assert outcomes.count("ok") == sum(row["status"] == "ok" for row in rows)
+    refused = [row for row in rows if row["status"] == "refused"]
+    assert len(refused) == outcomes.count("402")
+    assert {(row["http_status"], row["error_type"], Decimal(str(row["cost_usd"]))) for row in refused} == {
+        (402, "InsufficientFundsError", Decimal(0))
+    }
     assert 0 < outcomes.count("ok") < 200
     assert spent <= Decimal("0.0001") + reservation
     assert gateway.service.state.reserved_total() == 0  # nothing held once all settled
@@ -188,6 +194,47 @@ def test_every_request_is_recorded_once_with_its_fields(
     assert bad["error_type"] == "BadRequestError"
     assert bad["http_status"] == 400
     assert Decimal(str(bad["cost_usd"])) == 0
+
+
+def test_refused_requests_are_in_the_ledger_and_the_metrics(
+    gateway: GatewayThread, upstream: FakeUpstream
+) -> None:
+    """Refusals at admission are requests too: one finished row each, no cost, nothing reserved."""
+    key = gateway.create_key(team="refusals", models=["qwen/*"])
+    other = gateway.create_key(team="refusals")
+    slow = gateway.create_key(team="refusals", rpm=1)
+    not_allowed = chat(gateway, key)
+    not_json = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        content=b"{not json",
+    )
+    invalid = chat(gateway, other, messages=[])
+    served = chat(gateway, slow)
+    limited = chat(gateway, slow)  # the second in the minute
+    anonymous = chat(gateway, "mb-nosuchkey-secret")
+    answers = [not_allowed, not_json, invalid, limited]
+    assert [r.status_code for r in answers] == [403, 400, 400, 429]
+    assert (served.status_code, anonymous.status_code) == (200, 401)
+    rows = {row["request_id"]: row for row in ledger(gateway)}
+    ids = {r.headers["x-modelbus-request-id"] for r in [*answers, served]}
+    assert set(rows) == ids  # the 401 has nobody to bill
+    booked = [rows[r.headers["x-modelbus-request-id"]] for r in answers]
+    assert [row["status"] for row in booked] == ["refused"] * 4
+    assert [row["http_status"] for row in booked] == [403, 400, 400, 429]
+    assert [row["error_type"] for row in booked] == [
+        "ModelNotAllowedError",
+        "BadRequestError",
+        "BadRequestError",
+        "GatewayRateLimitError",
+    ]
+    assert [row["requested_model"] for row in booked] == [MODEL, "", MODEL, MODEL]
+    assert all(row["finished_at"] is not None and Decimal(str(row["cost_usd"])) == 0 for row in booked)
+    assert gateway.service.state.reserved_total() == 0
+    metrics = httpx.get(gateway.url + "/metrics").text
+    refused = [line for line in metrics.splitlines() if line.startswith("modelbus_requests_total{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in refused if 'status="refused"' in line) == 5
+    assert 'http_status="401"' in metrics
 
 
 USAGE = {

@@ -98,7 +98,7 @@ def models_command(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """List models: id, context window, capabilities, price per 1M tokens (with source and date)."""
+    """List models: id, context window, capabilities, price per 1M tokens, price date (--json: source)."""
     from modelbus.pricing import usd_per_million
 
     client = _client(config)

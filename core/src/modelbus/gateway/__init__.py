@@ -8,7 +8,23 @@ structured logs. ``modelbus serve`` runs it; :func:`create_app` builds the ASGI 
 
 from __future__ import annotations
 
-from modelbus.gateway.app import create_app
-from modelbus.gateway.settings import GatewaySettings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelbus.gateway.app import create_app
+    from modelbus.gateway.settings import GatewaySettings
 
 __all__ = ["GatewaySettings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the CLI imports modelbus.gateway.cli, which must not pay for Starlette, SQLAlchemy and the app
+    if name == "create_app":
+        from modelbus.gateway.app import create_app
+
+        return create_app
+    if name == "GatewaySettings":
+        from modelbus.gateway.settings import GatewaySettings
+
+        return GatewaySettings
+    raise AttributeError(f"module 'modelbus.gateway' has no attribute {name!r}")

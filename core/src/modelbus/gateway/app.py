@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,7 +31,7 @@ from modelbus.errors import BadRequestError, ModelbusError
 from modelbus.gateway.db import open_database
 from modelbus.gateway.errors import AdminAuthError, NotFound, RequestTooLargeError
 from modelbus.gateway.metrics import Metrics
-from modelbus.gateway.service import GatewayService, dumps, error_body, http_status_for
+from modelbus.gateway.service import Caller, GatewayService, Job, dumps, error_body, http_status_for
 from modelbus.gateway.settings import GatewaySettings
 from modelbus.gateway.state import InProcessState, SharedState
 from modelbus.gateway.store import LedgerWriter, Store
@@ -272,11 +273,25 @@ def create_app(
 
     # -- OpenAI-compatible ---------------------------------------------------------------------
 
+    async def admitted(request: Request, endpoint: str) -> Job | Response:
+        """Authenticate, read and admit a call; a refusal is booked and answered here."""
+        svc = gateway.svc
+        started = time.monotonic()
+        caller: Caller | None = None
+        body: Any = None
+        try:
+            caller = await svc.authenticate(request.headers.get("authorization"))
+            body = await read_json(request, gateway.settings.max_request_bytes)
+            return svc.admit(caller, body, endpoint, request.state.body_bytes, dict(request.headers))
+        except ModelbusError as error:
+            request_id = await svc.refuse(caller, endpoint, body, error, started)
+            return error_response(error, request_id)
+
     async def chat_completions(request: Request) -> Response:
         svc = gateway.svc
-        caller = await svc.authenticate(request.headers.get("authorization"))
-        body = await read_json(request, gateway.settings.max_request_bytes)
-        job = svc.admit(caller, body, "chat", request.state.body_bytes, dict(request.headers))
+        job = await admitted(request, "chat")
+        if isinstance(job, Response):
+            return job
         try:
             if getattr(job.request, "stream", False):
                 stream = await guard_disconnect(request, svc.open_stream(job))
@@ -292,9 +307,9 @@ def create_app(
 
     async def embeddings(request: Request) -> Response:
         svc = gateway.svc
-        caller = await svc.authenticate(request.headers.get("authorization"))
-        body = await read_json(request, gateway.settings.max_request_bytes)
-        job = svc.admit(caller, body, "embeddings", request.state.body_bytes)
+        job = await admitted(request, "embeddings")
+        if isinstance(job, Response):
+            return job
         try:
             response, headers = await guard_disconnect(request, svc.complete(job))
         except ModelbusError as error:

@@ -77,7 +77,7 @@ ledger = sa.Table(
     sa.Column("resolved_model", sa.String(256), nullable=True),
     sa.Column("provider", sa.String(64), nullable=True),
     sa.Column("stream", sa.Boolean, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending, ok, error, cancelled, interrupted
+    sa.Column("status", sa.String(16), nullable=False),  # pending, ok, error, cancelled, interrupted, refused
     sa.Column("http_status", sa.Integer, nullable=True),
     sa.Column("error_type", sa.String(64), nullable=True),
     sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),

@@ -5,7 +5,10 @@
       -> settle: ledger row + wallet debit, durable before the last byte goes out -> metrics, log, span
 
 Every failure ends as OpenAI's error body with the right status; every request that got past
-authentication is in the ledger exactly once.
+authentication is in the ledger exactly once, including the ones refused at admission (bad body, model
+not allowed, rate limit, budget, wallet: status ``refused``). Requests without a valid key are counted in
+the metrics and the log, not the ledger: there is nobody to bill, and a row each would let anyone grow
+the database.
 """
 
 from __future__ import annotations
@@ -324,6 +327,56 @@ class GatewayService:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         return job
+
+    async def refuse(
+        self, caller: Caller | None, endpoint: str, body: Any, error: ModelbusError, started: float
+    ) -> str:
+        """Book a request refused before it went upstream; returns its request id.
+
+        Authenticated callers get a finished ledger row (``refused``, no cost, durable on return); every
+        refusal is counted in the metrics and logged."""
+        request_id = new_request_id()
+        model = body.get("model") if isinstance(body, dict) else None
+        model = model[:256] if isinstance(model, str) else ""
+        status = http_status_for(error)
+        error_type = type(error).__name__
+        latency_ms = round((time.monotonic() - started) * 1000, 3)
+        team = caller.team.name if caller is not None and caller.team is not None else None
+        if caller is not None:
+            now = datetime.now(UTC)
+            await self.writer.record(
+                {
+                    "request_id": request_id,
+                    "created_at": now,
+                    "finished_at": now,
+                    "key_id": caller.key.key_id,
+                    "team": team,
+                    "endpoint": endpoint,
+                    "requested_model": model,
+                    "stream": bool(body.get("stream")) if isinstance(body, dict) else False,
+                    "status": "refused",
+                    "http_status": status,
+                    "error_type": error_type,
+                    "latency_ms": latency_ms,
+                }
+            )
+        m = self.metrics
+        m.child(m.requests, endpoint, "-", model or "-", "refused").inc()
+        m.child(m.errors, endpoint, "-", model or "-", str(status), error_type).inc()
+        if self.settings.log_requests:
+            fields = {
+                "request_id": request_id,
+                "key_id": caller.key.key_id if caller is not None else None,
+                "team": team,
+                "endpoint": endpoint,
+                "model": model,
+                "status": "refused",
+                "http_status": status,
+                "error_type": error_type,
+                "latency_ms": latency_ms,
+            }
+            ACCESS.info("request refused", extra={"fields": fields})
+        return request_id
 
     def context(self, job: Job) -> CallContext:
         return CallContext(

@@ -39,7 +39,6 @@ class GatewaySettings(BaseModel):
     log_requests: bool = True
     metrics_public: bool = Field(default=True, description="False: /metrics needs the master key.")
     otel: bool = Field(default=False, description="Emit OpenTelemetry spans (needs modelbus[otel]).")
-    ledger_batch_ms: float = Field(default=2.0, ge=0, description="Group-commit window of the ledger writer.")
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     default_max_output_tokens: int = Field(
         default=4096,
