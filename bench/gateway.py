@@ -214,7 +214,7 @@ def main() -> None:
         )
         pids = {"direct": processes[0].pid, "passthrough": processes[1].pid, "modelbus": gateway.pid}
         served = 0
-        rss_10k = None
+        rss_10k, served_10k = None, 0
         for connections in (int(c) for c in args.connections.split(",")):
             results = {}
             for name, (url, headers) in targets.items():
@@ -224,7 +224,7 @@ def main() -> None:
                 results[name]["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(results[name]["requests"], 1)
             served += results["modelbus"]["requests"]
             if rss_10k is None and served >= 10_000:
-                rss_10k = rss_mb(gateway.pid)
+                rss_10k, served_10k = rss_mb(gateway.pid), served
             for name, r in results.items():
                 added = r["p50"] - results["direct"]["p50"]
                 ratio = r["rps"] / results["passthrough"]["rps"]
@@ -240,11 +240,19 @@ def main() -> None:
             f"{proxy_ttft * 1000:.2f} ms (+{(proxy_ttft - direct_ttft) * 1000:.2f}), modelbus "
             f"{gateway_ttft * 1000:.2f} ms (+{(gateway_ttft - direct_ttft) * 1000:.2f})"
         )
+        # keep loading the gateway until it has served 10k and then 20k requests: flat RSS means the
+        # second 10k add (next to) nothing to the first
+        url, headers = targets["modelbus"]
+        while served < 20_000:
+            served += wrk(url, 16, 2, headers, BODY)["requests"]
+            if rss_10k is None and served >= 10_000:
+                rss_10k, served_10k = rss_mb(gateway.pid), served
         rss_end = rss_mb(gateway.pid)
+        assert rss_10k is not None
         print(
-            f"# gateway RSS: {rss_start:.1f} MB after warm-up, "
-            f"{rss_10k if rss_10k is not None else float('nan'):.1f} MB after 10k requests, "
-            f"{rss_end:.1f} MB after {served} requests"
+            f"# gateway RSS: {rss_start:.1f} MB after warm-up, {rss_10k:.1f} MB after {served_10k} requests, "
+            f"{rss_end:.1f} MB after {served} "
+            f"({rss_end - rss_10k:+.1f} MB over the last {served - served_10k})"
         )
     finally:
         for process in processes:

@@ -62,6 +62,19 @@ def map_transport_error(exc: BaseException, *, provider: str | None = None) -> M
 _TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
+def _httpx_request(
+    client: httpx.Client | httpx.AsyncClient, request: HttpRequest, connect: float, read: float
+) -> httpx.Request:
+    return client.build_request(
+        request.method,
+        request.url,
+        headers=request.headers,
+        params=request.params or None,
+        content=request.body_bytes(),
+        timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=connect),
+    )
+
+
 # -- responses -----------------------------------------------------------------------------------
 
 
@@ -198,19 +211,7 @@ class HttpPool:
         client = self._sync_client()
         connect, read_timeout = self._timeout(read)
         try:
-            response = client.send(
-                client.build_request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    params=request.params or None,
-                    content=request.body_bytes(),
-                    timeout=httpx.Timeout(
-                        connect=connect, read=read_timeout, write=read_timeout, pool=connect
-                    ),
-                ),
-                stream=True,
-            )
+            response = client.send(_httpx_request(client, request, connect, read_timeout), stream=True)
         except _TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, provider=provider) from None
         return UpstreamResponse(response, provider, deadline)
@@ -270,17 +271,7 @@ class HttpPool:
             if self._uses_httpx(request.url):
                 client = self._async_httpx_client()
                 response: Any = await client.send(
-                    client.build_request(
-                        request.method,
-                        request.url,
-                        headers=request.headers,
-                        params=request.params or None,
-                        content=request.body_bytes(),
-                        timeout=httpx.Timeout(
-                            connect=connect, read=read_timeout, write=read_timeout, pool=connect
-                        ),
-                    ),
-                    stream=True,
+                    _httpx_request(client, request, connect, read_timeout), stream=True
                 )
             else:
                 response = await self._session().request(
