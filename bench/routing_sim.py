@@ -161,7 +161,9 @@ class World:
                 if kind == "slow":
                     latency *= rate
                 elif rng.random() < rate:
-                    return (0.05 if kind == "429" else 0.3 * rng.random() + 0.05), kind
+                    if kind == "429":
+                        return 0.05, kind
+                    return 0.3 * rng.random() + 0.05, "503" if rng.random() < 0.5 else "500"
         return latency, None
 
     def healthy(self, provider: Provider, t: float) -> bool:
@@ -184,12 +186,10 @@ def cost(provider: Provider, request: Request, cached: int) -> Decimal:
 def error_for(kind: str) -> ModelbusError:
     if kind == "429":
         return RateLimitError("simulated 429", retry_after=5.0)
-    if kind == "5xx":
-        return (
-            OverloadedError("simulated overload")
-            if random.random() < 0.5
-            else UpstreamServerError("simulated 500")
-        )
+    if kind == "503":
+        return OverloadedError("simulated overload")
+    if kind == "500":
+        return UpstreamServerError("simulated 500")
     raise ValueError(kind)
 
 
@@ -401,14 +401,14 @@ def main() -> None:
         f"{sim.healthy_candidate_exists() * 100:.2f}% of requests"
     )
     print(
-        f"{'strategy':<28} {'success':>9} {'p95 s':>7} {'cost $':>10} {'vs oracle':>9} {'cached tok':>11} "
+        f"{'strategy':<29} {'success':>9} {'p95 s':>7} {'cost $':>10} {'vs oracle':>9} {'cached tok':>11} "
         f"{'attempts':>9}"
     )
     for name, r in rows.items():
         total = r.success + r.failed
         p95 = statistics.quantiles(r.latencies, n=20)[-1] if len(r.latencies) > 20 else float("nan")
         print(
-            f"{name:<28} {r.success / total * 100:>8.2f}% {p95:>7.2f} {r.cost:>10.4f} "
+            f"{name:<29} {r.success / total * 100:>8.2f}% {p95:>7.2f} {r.cost:>10.4f} "
             f"{float(r.cost / oracle_cost):>8.2f}x {r.cached_tokens:>11} {r.attempts:>9}"
         )
     print(

@@ -30,7 +30,9 @@ def backup() -> Iterator[FakeUpstream]:
         yield server
 
 
-def router_client(upstream: FakeUpstream, backup: FakeUpstream, **router: Any) -> Client:
+def router_client(
+    upstream: FakeUpstream, backup: FakeUpstream, *, plugins: tuple[object, ...] = (), **router: Any
+) -> Client:
     models = router.pop("models", None) or {
         "router/chat": {
             "policy": "fallback",
@@ -53,7 +55,7 @@ def router_client(upstream: FakeUpstream, backup: FakeUpstream, **router: Any) -
         },
     }
     return Client(
-        plugins=[acme_plugin],
+        plugins=[acme_plugin, *plugins],
         load_entrypoints=False,
         config=config,
         max_retries=0,
@@ -352,7 +354,11 @@ def test_when_every_candidate_is_unhealthy_one_is_still_tried(
             router.health.started(name)
             router.health.record(name, error=Overloaded("x"), latency=0.1)
     response = client.chat("router/chat", "hi")
-    assert "no healthy candidate" in response.route.reason  # type: ignore[union-attr]
+    route = response.route
+    assert route is not None
+    assert "no healthy candidate" in route.reason
+    assert "circuit open" in route.reason  # the health of what was tried is said in the reason...
+    assert [c.excluded for c in route.candidates] == [None, None]  # ...not as an exclusion
     assert response.text in {"Hello from acme.", "Hello from the backup."}
     assert OverloadedError
 
@@ -399,3 +405,93 @@ def test_cost_policies_stick_only_when_the_cache_pays(upstream: FakeUpstream, ba
     plan = weighted.plan(request)  # cost-blind policies always keep the conversation where it was
     assert plan.route.resolved == "acme/acme-chat"
     assert "affinity" in plan.route.reason
+
+
+def test_no_route_carries_its_explanation_and_reaches_the_after_call_hooks(
+    upstream: FakeUpstream, backup: FakeUpstream
+) -> None:
+    from modelbus.hookspecs import hookimpl
+
+    seen: list[Any] = []
+
+    class Observer:
+        @hookimpl
+        def modelbus_after_call(self, request: Any, response: Any, error: Any, context: Any) -> None:
+            seen.append(error)
+
+    client = router_client(upstream, backup, plugins=(Observer(),))
+    with pytest.raises(NoRouteError) as caught:
+        client.chat("router/chat", "hi", metadata={"providers_deny": "acme"})
+    route = caught.value.route
+    assert route is not None
+    assert route.resolved is None
+    assert route.attempts == []
+    assert [c.excluded for c in route.candidates] == ["provider acme is denied"] * 2
+    assert "chose=-" in route.summary()
+    assert seen == [caught.value]
+    assert not upstream.requests
+
+
+def test_a_deadline_that_runs_out_between_attempts_keeps_the_route(
+    upstream: FakeUpstream, backup: FakeUpstream
+) -> None:
+    from modelbus.errors import RequestTimeoutError
+    from modelbus.retries import Deadline, RetryPolicy
+    from modelbus.routing import AttemptLoop
+    from modelbus.types import ChatRequest
+
+    router = router_client(upstream, backup).runtime.router
+    plan = router.plan(ChatRequest(model="router/chat", messages=[{"role": "user", "content": "hi"}]))
+    loop = AttemptLoop(plan, RetryPolicy(max_retries=0), Deadline(30))
+    loop.begin()
+    assert loop.failed(OverloadedError("busy")) == 0.0  # fail over to the backup...
+    loop.deadline = Deadline(0)  # ...but the call's time is up
+    with pytest.raises(RequestTimeoutError) as caught:
+        loop.begin()
+    assert caught.value.route is plan.route
+    assert [a.deployment for a in plan.route.attempts] == ["acme/acme-chat"]
+
+
+def test_the_affinity_table_is_bounded_and_pruned(upstream: FakeUpstream, backup: FakeUpstream) -> None:
+    router = router_client(upstream, backup, affinity_ttl=10, affinity_max_entries=3).runtime.router
+    now = [1000.0]
+    router.clock = lambda: now[0]
+    for i in range(5):
+        router.remember(f"conversation-{i}", "acme/acme-chat")
+    assert list(router.affinity) == ["conversation-2", "conversation-3", "conversation-4"]
+    router.remember("conversation-3", "acme-backup")  # a write refreshes: it is now the newest
+    assert list(router.affinity) == ["conversation-2", "conversation-4", "conversation-3"]
+    now[0] += 11  # every entry has expired: the next write clears them out
+    router.remember("conversation-5", "acme/acme-chat")
+    assert list(router.affinity) == ["conversation-5"]
+
+
+def test_probes_count_failures_let_an_open_circuit_half_open_and_leave_latency_alone() -> None:
+    from modelbus.router.config import BreakerConfig
+    from modelbus.router.health import HealthBook
+
+    book = HealthBook(BreakerConfig(failures=2, window=30, cooldown=60))
+    book.record_probe("d", error=OverloadedError("down"))
+    book.record_probe("d", error=OverloadedError("down"))
+    assert book.get("d").state == "open"
+    assert book.unavailable("d") is not None
+    book.record_probe("d", error=None)  # the provider answers its probe again
+    health = book.get("d")
+    assert health.state == "half_open"
+    assert book.unavailable("d") is None  # one real request may now decide
+    assert (health.ewma_latency, health.successes) == (None, 0)
+    book.record_probe("d", error=OverloadedError("down again"))
+    assert book.get("d").state == "open"
+
+
+def test_json_modes_need_their_capability() -> None:
+    from modelbus.router.router import needed_capabilities
+    from modelbus.types import ChatRequest
+
+    messages = [{"role": "user", "content": "hi"}]
+    for kind in ("json_object", "json_schema"):
+        format_ = {"type": kind}
+        if kind == "json_schema":
+            format_["json_schema"] = {"name": "x", "schema": {"type": "object"}}
+        request = ChatRequest.from_openai({"model": "m", "messages": messages, "response_format": format_})
+        assert kind in needed_capabilities(request)

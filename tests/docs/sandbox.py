@@ -143,7 +143,8 @@ class Sandbox:
 
     def toml(self, block: Block) -> None:
         """A models.toml snippet loads as a model table; a config.toml snippet is read the way a client
-        reads it: validated, then its aliases, fallbacks, model rows and provider settings resolved."""
+        reads it: validated, then its aliases, fallbacks, model rows, provider settings and router
+        candidates resolved."""
         data = tomllib.loads(block.code)
         if isinstance(data.get("models"), list):
             path = self.workdir.parent / "models-snippet.toml"
@@ -151,6 +152,10 @@ class Sandbox:
             assert load_model_table(path, provider="docs"), f"{block.where}: no model rows"
             return
         config = ModelbusConfig.from_dict(data, source=block.where)
+        for deployment in (data.get("router") or {}).get("deployments", {}).values():
+            variable = (deployment.get("settings") or {}).get("api_key_env")
+            if variable and not os.environ.get(variable):  # the reader sets it; the sample names it
+                self.monkeypatch.setenv(variable, "sk-docs-sample")
         if config.gateway:
             GatewaySettings.load(config)
         with Client(config=config) as client:
@@ -168,6 +173,11 @@ class Sandbox:
                     f"{block.where}: provider {provider!r} is not installed"
                 )
                 config.provider_settings(registry.providers[provider])
+            router = client.runtime.router  # [router]: validated, and every candidate resolves
+            if router is not None:
+                for virtual in router.config.models.values():
+                    for candidate in virtual.candidates:
+                        router.deployment(candidate)
 
     @staticmethod
     def json(block: Block) -> None:

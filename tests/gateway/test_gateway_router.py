@@ -143,6 +143,16 @@ def test_no_route_is_a_503_that_says_why(routed: GatewayThread) -> None:
     )
     assert response.status_code == 503
     assert "region CN not allowed" in response.json()["error"]["message"]
+    row = routed.admin("GET", f"/admin/requests/{response.headers['x-modelbus-request-id']}").json()
+    assert (row["status"], row["http_status"], row["error_type"]) == ("error", 503, "NoRouteError")
+    assert (row["resolved_model"], row["provider"]) == (None, None)  # nothing was tried
+    route = row["route"] if isinstance(row["route"], dict) else json.loads(row["route"])
+    assert route["resolved"] is None
+    assert route["attempts"] == []
+    assert {c["deployment"]: c["excluded"] for c in route["candidates"]} == {
+        "deepseek/deepseek-chat": "region CN not allowed",
+        "deepseek-backup": "region CN not allowed",
+    }
 
 
 def test_active_probes_open_the_breaker_before_any_request_fails(

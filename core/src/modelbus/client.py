@@ -213,6 +213,14 @@ class _BaseClient:
             return RoutePlan.fallback_chain(request.model, [self.runtime.deployment(m) for m in deployments])
         return RoutePlan.direct(request.model, self.runtime.deployment(model))
 
+    def _planned(self, request: ChatRequest | EmbeddingRequest, context: CallContext) -> RoutePlan:
+        """:meth:`_plan`, with a refusal (no route, unknown model) reported to the after-call hooks."""
+        try:
+            return self._plan(request, context)
+        except ModelbusError as error:
+            self._after_call(request, None, error, context)
+            raise
+
     def _before_call(self, request: ChatRequest | EmbeddingRequest, context: CallContext) -> Any:
         return self.runtime.hook.modelbus_before_call(request=request, context=context)
 
@@ -310,7 +318,7 @@ class Client(_BaseClient):
             cached = self._before_call(request, context)
             if cached is not None:
                 return cached
-        plan = self._plan(request, context)
+        plan = self._planned(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         if stream:
             result = Stream(lambda s: self._stream(s, request, loop, context))
@@ -427,7 +435,7 @@ class Client(_BaseClient):
         cached = self._before_call(request, context)
         if cached is not None:
             return cached
-        plan = self._plan(request, context)
+        plan = self._planned(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         try:
             while True:
@@ -540,7 +548,7 @@ class AsyncClient(_BaseClient):
             cached = self._before_call(request, context)
             if cached is not None:
                 return cached
-        plan = self._plan(request, context)
+        plan = self._planned(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         if stream:
             result = AsyncStream(lambda s: self._stream(s, request, loop, context))
@@ -662,7 +670,7 @@ class AsyncClient(_BaseClient):
         cached = self._before_call(request, context)
         if cached is not None:
             return cached
-        plan = self._plan(request, context)
+        plan = self._planned(request, context)
         loop = AttemptLoop(plan, self._policy(), self._deadline(timeout))
         try:
             while True:

@@ -74,7 +74,11 @@ class AttemptLoop:
         return self.plan.candidates[self.index]
 
     def begin(self) -> None:
-        self.deadline.check()
+        try:
+            self.deadline.check()
+        except ModelbusError as error:  # the deadline ran out between attempts: say what was tried
+            error.route = self.plan.route
+            raise
         self.started = time.monotonic()
         route = self.plan.route
         route.resolved = self.deployment.id

@@ -401,13 +401,20 @@ class GatewayService:
             self.state.add_tokens(scope, usage.total_tokens - getattr(job, "expected_tokens", 0))
         route = outcome.route
         latency = time.monotonic() - job.started
+        # a virtual model's row names what served (or was last tried), never the model the
+        # reservation was sized on; when nothing was tried (no route) it names nothing
+        fallback = None if job.request.model.startswith("router/") else job.model
         values = {
             "finished_at": datetime.now(UTC),
             "status": outcome.status,
             "http_status": outcome.http_status,
             "error_type": type(outcome.error).__name__ if outcome.error else None,
-            "resolved_model": route.model if route is not None and route.model else job.model.full_id,
-            "provider": route.provider if route is not None and route.provider else job.model.provider,
+            "resolved_model": route.model
+            if route is not None and route.model
+            else (fallback.full_id if fallback else None),
+            "provider": route.provider
+            if route is not None and route.provider
+            else (fallback.provider if fallback else None),
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,

@@ -74,7 +74,12 @@ class VirtualModel(Constraints):
     weights: dict[str, float] = Field(default_factory=dict, description="weighted: relative share.")
     tasks: dict[str, str] = Field(default_factory=dict, description="Task -> another virtual model.")
     affinity: bool = Field(default=True, description="Keep a conversation on the deployment that served it.")
-    max_attempts: int = Field(default=3, ge=1, le=10)
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Deployments tried at most, in policy order (each with the client's own retries).",
+    )
 
     @field_validator("tasks")
     @classmethod
@@ -114,6 +119,9 @@ class RouterConfig(_Model):
     seed: int | None = Field(default=None, description="Seed the weighted policy for reproducible routes.")
     ewma_alpha: float = Field(default=0.2, gt=0, le=1)
     affinity_ttl: float = Field(default=900.0, gt=0)
+    affinity_max_entries: int = Field(
+        default=100_000, ge=1, description="Conversations remembered for affinity; the oldest go first."
+    )
     probe_interval: float = Field(default=30.0, ge=0, description="Gateway: seconds between probes (0: off).")
 
     @field_validator("models")

@@ -1,16 +1,17 @@
 """Deployment health: EWMA latency and TTFT, in-flight counts, a circuit breaker, 429 cool-downs.
 
 Passive signals come from every attempt (:meth:`HealthBook.record`); active probes (the providers'
-health hooks, run by the gateway) feed the same method. The breaker per deployment:
+health hooks, run by the gateway) go through :meth:`HealthBook.record_probe`, which counts failures
+like real traffic but leaves the latency averages to real requests. The breaker per deployment:
 
-    closed --(N retryable failures within the window)--> open --(cooldown)--> half-open
+    closed --(N retryable failures within the window)--> open --(cooldown, or a successful probe)-->
     half-open --(a success)--> closed;  half-open --(a failure)--> open again
 
 A 429 with ``Retry-After`` cools that deployment down for that long, whatever the breaker says.
 Non-retryable errors (a bad request) say nothing about the deployment and are ignored.
 
-:class:`HealthBook` keeps this in process. It is the circuit part of the state gateway replicas share;
-a shared implementation (Redis, PostgreSQL) provides the same methods.
+:class:`HealthBook` keeps this per process: each gateway replica learns health on its own. Sharing it
+between replicas (Redis, PostgreSQL) would be an implementation with the same methods; none exists yet.
 """
 
 from __future__ import annotations
@@ -99,6 +100,21 @@ class HealthBook:
                 health.failures.clear()
             health.trial_in_flight = False
             return
+        self._failure(health, error, now)
+
+    def record_probe(self, deployment: str, *, error: ModelbusError | None) -> None:
+        """An active health probe's outcome. A failure counts like a failed request; a success lets an
+        open circuit through to half-open at once (one real request then decides), and says nothing
+        about latency: a probe is not a chat completion."""
+        health = self.get(deployment)
+        if error is None:
+            if health.state == "open":
+                health.state = "half_open"
+                health.trial_in_flight = False
+            return
+        self._failure(health, error, self.clock())
+
+    def _failure(self, health: DeploymentHealth, error: ModelbusError, now: float) -> None:
         if isinstance(error, RateLimitError) and error.retry_after:
             health.cooldown_until = max(health.cooldown_until, now + error.retry_after)
         if not error.retryable:

@@ -20,17 +20,18 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from modelbus.errors import BadRequestError, ModelbusError, NoRouteError
-from modelbus.pricing import usd_per_million
+from modelbus.pricing import compute_cost, usd_per_million
 from modelbus.router.config import Constraints, RouterConfig, VirtualModel
 from modelbus.router.health import HealthBook
 from modelbus.routing import RoutePlan
 from modelbus.tokens import estimate_prompt_tokens
-from modelbus.types.chat import ChatRequest
+from modelbus.types.chat import ChatRequest, Usage
 from modelbus.types.embeddings import EmbeddingRequest
 from modelbus.types.route import Candidate, RouteInfo
 
@@ -68,8 +69,8 @@ def needed_capabilities(request: ChatRequest | EmbeddingRequest) -> set[str]:
         needed.add("tools")
     if request.uses_images():
         needed.add("vision")
-    if request.response_format is not None and request.response_format.type == "json_schema":
-        needed.add("json_schema")
+    if request.response_format is not None and request.response_format.type in ("json_schema", "json_object"):
+        needed.add(request.response_format.type)
     if request.stream:
         needed.add("streaming")
     return needed
@@ -90,10 +91,7 @@ class _PlanListener:
     ) -> None:
         self.router.health.record(deployment.id, error=error, latency=latency, ttft=ttft)
         if error is None and self.affinity_key is not None:
-            self.router.affinity[self.affinity_key] = (
-                deployment.id,
-                self.router.clock() + self.router.config.affinity_ttl,
-            )
+            self.router.remember(self.affinity_key, deployment.id)
 
 
 class Router:
@@ -109,13 +107,29 @@ class Router:
         self.runtime = runtime
         self.clock = clock
         self.health = HealthBook(config.breaker, config.ewma_alpha, clock)
-        self.affinity: dict[str, tuple[str, float]] = {}
+        # conversation -> (deployment id, expiry), oldest write first: bounded and pruned as it is written
+        self.affinity: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._rng = random.Random(config.seed)
         self._classify = classify
         self._deployments: dict[str, Deployment] = {}
 
     def handles(self, model: str) -> bool:
         return model in self.config.models
+
+    def remember(self, affinity_key: str, deployment: str) -> None:
+        """Stick a conversation to the deployment that served it, for ``affinity_ttl`` seconds.
+
+        Every entry lives the same TTL, so the oldest write expires first: expired entries are dropped
+        from the front as new ones come in, and past ``affinity_max_entries`` the oldest goes."""
+        now = self.clock()
+        table = self.affinity
+        table[affinity_key] = (deployment, now + self.config.affinity_ttl)
+        table.move_to_end(affinity_key)
+        while table:
+            oldest = next(iter(table.values()))
+            if oldest[1] > now and len(table) <= self.config.affinity_max_entries:
+                break
+            table.popitem(last=False)
 
     # -- deployments ---------------------------------------------------------------------------
 
@@ -150,9 +164,9 @@ class Router:
         """Run every deployment's health probe once and record the outcomes (active health checks)."""
         for deployment in self.deployments():
             status = await client.health(deployment.provider_name, deployment)
-            self.health.started(deployment.id)
-            latency = (status.latency_ms or 0.0) / 1000
-            self.health.record(deployment.id, error=status.error, latency=latency)
+            if status.error is None and status.latency_ms is None:
+                continue  # the provider has no health probe: nothing was learned
+            self.health.record_probe(deployment.id, error=status.error)
 
     def deployments(self) -> list[Deployment]:
         """Every deployment any virtual model may use (for active probes)."""
@@ -210,12 +224,26 @@ class Router:
             if reason is None:
                 eligible.append(deployment)
         if not eligible and unhealthy:
-            # better to try a sick deployment than to refuse outright
+            # better to try a sick deployment than to refuse outright; its health goes into the reason
             eligible = unhealthy
-            reasons.append("no healthy candidate: trying unhealthy ones")
+            sick = {d.id for d in unhealthy}
+            notes = [f"{c.deployment}: {c.excluded}" for c in candidates if c.deployment in sick]
+            reasons.append(f"no healthy candidate, trying unhealthy ones ({'; '.join(notes)})")
+            for candidate in candidates:
+                if candidate.deployment in sick:
+                    candidate.excluded = None
         if not eligible:
             detail = "; ".join(f"{c.deployment}: {c.excluded}" for c in candidates)
-            raise NoRouteError(f"no candidate of {name} can serve this request ({detail})", param="model")
+            error = NoRouteError(f"no candidate of {name} can serve this request ({detail})", param="model")
+            error.route = RouteInfo(
+                requested=requested,
+                resolved=None,
+                policy=virtual.policy,
+                task=task,
+                reason="; ".join([*reasons, "every candidate excluded"]),
+                candidates=candidates,
+            )
+            raise error
 
         ordered, scores = self._order(
             virtual, eligible, prompt_tokens, output_tokens, bool(getattr(request, "stream", False))
@@ -342,14 +370,8 @@ class Router:
         price = deployment.model.price
         if price is None:
             return Decimal("Infinity")
-        price_in, price_out = usd_per_million(price, self.runtime.fx_rates)
-        cached = min(cached, prompt)
-        cache_price = price_in
-        if price.cached_input is not None and price.input:
-            cache_price = price_in * price.cached_input / price.input
-        return (
-            Decimal(prompt - cached) * price_in + Decimal(cached) * cache_price + Decimal(output) * price_out
-        ) / Decimal(1_000_000)
+        usage = Usage.of(prompt, output, cached=min(cached, prompt))
+        return compute_cost(usage, price, self.runtime.fx_rates).total
 
     def _worth_sticking(
         self,

@@ -28,7 +28,9 @@ class RouteInfo(WireModel):
     """Why this deployment served the request (``response.route``, header ``x-modelbus-route``)."""
 
     requested: str = Field(description="The model id the caller asked for (an alias or virtual model).")
-    resolved: str = Field(description="The deployment that served (or last tried).")
+    resolved: str | None = Field(
+        description="The deployment that served (or last tried); None when no candidate could be tried."
+    )
     provider: str | None = Field(default=None, description="The provider of that deployment.")
     model: str | None = Field(default=None, description="The model id ('provider/model') of that deployment.")
     policy: str = "direct"
@@ -43,4 +45,4 @@ class RouteInfo(WireModel):
     def summary(self) -> str:
         """A one-line form for headers and logs."""
         tried = ",".join(f"{a.deployment}:{a.outcome}" for a in self.attempts)
-        return f"policy={self.policy}; chose={self.resolved}; attempts={tried}; reason={self.reason}"
+        return f"policy={self.policy}; chose={self.resolved or '-'}; attempts={tried}; reason={self.reason}"
