@@ -481,3 +481,20 @@ def test_keys_cli_creates_a_working_key(gateway: GatewayThread, tmp_path: Path) 
     assert listed[0]["budget_usd"] == "50.0000000000"
     assert listed[0]["models"] == ["deepseek/*", "qwen/*"]
     assert MASTER not in created.stdout + created.stderr
+
+
+def test_rate_windows_stay_small_whatever_the_request_rate() -> None:
+    from modelbus.gateway.state import WINDOW, InProcessState
+
+    state = InProcessState()
+    for _ in range(20_000):
+        state.check_rate("key:limited", 1_000_000, 10**12, 50)
+        state.check_rate("key:unlimited", None, None, 50)
+        state.add_tokens("key:limited", -10)
+        state.add_tokens("key:unlimited", -10)
+    requests, tokens = state._requests["key:limited"], state._tokens["key:limited"]
+    assert requests.total == 20_000
+    assert tokens.total == 20_000 * 40
+    assert len(requests.events) <= WINDOW / 0.1 + 1  # slots, not one entry per request
+    assert "key:unlimited" not in state._requests
+    assert "key:unlimited" not in state._tokens

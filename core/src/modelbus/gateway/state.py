@@ -1,9 +1,10 @@
 """The state gateway replicas must share, behind one small interface.
 
-:class:`SharedState` holds what several replicas would have to agree on: rate-limit windows, money
-reserved but not yet settled (wallets and budgets), and per-deployment circuit state (used by the
-router). :class:`InProcessState` implements it for one process; a Redis or PostgreSQL implementation
-for horizontal scale-out plugs in behind the same methods without touching the callers.
+:class:`SharedState` holds what several replicas would have to agree on: rate-limit windows and money
+reserved but not yet settled (wallets and budgets). :class:`InProcessState` implements it for one
+process; a Redis or PostgreSQL implementation for horizontal scale-out plugs in behind the same methods
+without touching the callers. The router's per-deployment circuit state is the other piece replicas
+would share; it sits behind :class:`modelbus.router.health.HealthBook`, which is per process today.
 
 All methods are synchronous and non-blocking: check-and-reserve must be atomic, and in one asyncio
 process that means "no ``await`` in between".
@@ -21,6 +22,7 @@ from typing import Protocol
 from modelbus.gateway.errors import BudgetExceededError, GatewayRateLimitError, InsufficientFundsError
 
 WINDOW = 60.0  # seconds: RPM and TPM are per rolling minute
+SLOT = 0.1  # seconds: events this close together share one entry (a window holds at most 600)
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -80,15 +82,30 @@ class SharedState(Protocol):
 
 
 class _Window:
+    """A rolling minute of counts, in slots of :data:`SLOT` seconds: memory stays bounded whatever
+    the request rate (an entry expires up to one slot late)."""
+
     __slots__ = ("events", "total")
 
     def __init__(self) -> None:
-        self.events: deque[tuple[float, int]] = deque()
+        self.events: deque[list[float]] = deque()  # [slot start, count]
         self.total = 0
 
     def trim(self, now: float) -> None:
         while self.events and self.events[0][0] <= now - WINDOW:
-            self.total -= self.events.popleft()[1]
+            self.total -= int(self.events.popleft()[1])
+
+    def wait(self, now: float) -> float:
+        """Seconds until the oldest entry leaves the window (for Retry-After)."""
+        wait = WINDOW - (now - self.events[0][0]) if self.events else WINDOW
+        return round(max(wait, 0.1), 2)
+
+    def add(self, now: float, count: int) -> None:
+        if self.events and now - self.events[-1][0] < SLOT:
+            self.events[-1][1] += count
+        else:
+            self.events.append([now, count])
+        self.total += count
 
 
 class InProcessState:
@@ -105,30 +122,32 @@ class InProcessState:
     # -- rate limits --------------------------------------------------------------------------------
 
     def check_rate(self, scope: str, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        """Only limited scopes are counted: a key without limits costs no memory here."""
         now = time.monotonic()
-        requests = self._requests.setdefault(scope, _Window())
-        used_tokens = self._tokens.setdefault(scope, _Window())
-        requests.trim(now)
-        used_tokens.trim(now)
-        if rpm is not None and requests.total + 1 > rpm:
-            wait = WINDOW - (now - requests.events[0][0]) if requests.events else WINDOW
-            raise GatewayRateLimitError(
-                f"{scope} is limited to {rpm} requests per minute", retry_after=round(max(wait, 0.1), 2)
-            )
-        if tpm is not None and used_tokens.total + tokens > tpm and used_tokens.total > 0:
-            wait = WINDOW - (now - used_tokens.events[0][0]) if used_tokens.events else WINDOW
-            raise GatewayRateLimitError(
-                f"{scope} is limited to {tpm} tokens per minute", retry_after=round(max(wait, 0.1), 2)
-            )
-        requests.events.append((now, 1))
-        requests.total += 1
-        used_tokens.events.append((now, tokens))
-        used_tokens.total += tokens
+        requests = used_tokens = None
+        if rpm is not None:
+            requests = self._requests.setdefault(scope, _Window())
+            requests.trim(now)
+            if requests.total + 1 > rpm:
+                raise GatewayRateLimitError(
+                    f"{scope} is limited to {rpm} requests per minute", retry_after=requests.wait(now)
+                )
+        if tpm is not None:
+            used_tokens = self._tokens.setdefault(scope, _Window())
+            used_tokens.trim(now)
+            if used_tokens.total + tokens > tpm and used_tokens.total > 0:
+                raise GatewayRateLimitError(
+                    f"{scope} is limited to {tpm} tokens per minute", retry_after=used_tokens.wait(now)
+                )
+        if requests is not None:
+            requests.add(now, 1)
+        if used_tokens is not None:
+            used_tokens.add(now, tokens)
 
     def add_tokens(self, scope: str, tokens: int) -> None:
-        window = self._tokens.setdefault(scope, _Window())
-        window.events.append((time.monotonic(), tokens))
-        window.total += tokens
+        window = self._tokens.get(scope)
+        if window is not None:  # only scopes with a TPM limit are counted
+            window.add(time.monotonic(), tokens)
 
     # -- money --------------------------------------------------------------------------------------
 
