@@ -498,3 +498,36 @@ def test_rate_windows_stay_small_whatever_the_request_rate() -> None:
     assert len(requests.events) <= WINDOW / 0.1 + 1  # slots, not one entry per request
     assert "key:unlimited" not in state._requests
     assert "key:unlimited" not in state._tokens
+
+
+def test_a_request_straddling_midnight_settles_in_the_period_it_reserved(monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from modelbus.gateway import state as state_module
+    from modelbus.gateway.state import Budget, InProcessState, bucket_key
+
+    clock = {"now": datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)}
+
+    class MovedClock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return clock["now"]
+
+    monkeypatch.setattr(state_module, "datetime", MovedClock)
+    state = InProcessState()
+    state.set_wallet("research", Decimal("10"))
+    budgets = [Budget("key:k1", Decimal("1"), "daily"), Budget("team:research", Decimal("5"), "monthly")]
+    reservation = state.reserve(Decimal("0.6"), "research", budgets)
+
+    clock["now"] = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)  # the day and the month roll over
+    state.settle(reservation, Decimal("0.25"))
+
+    assert state.reserved_total() == 0
+    assert state.wallet_available("research") == Decimal("9.75")
+    november = datetime(2026, 11, 30, tzinfo=UTC)
+    assert state.spend(bucket_key("key:k1", "daily", november)) == Decimal("0.25")
+    assert state.spend(bucket_key("team:research", "monthly", november)) == Decimal("0.25")
+    assert all(amount == 0 for amount in state._reserved_budget.values())  # nothing held anywhere
+    # the new period starts empty: the whole daily budget is available again
+    state.settle(state.reserve(Decimal("1"), "research", budgets), Decimal("1"))
+    assert state.spend(bucket_key("key:k1", "daily")) == Decimal("1")

@@ -40,7 +40,7 @@ from modelbus.gateway.keys import KeyRecord, TeamRecord, secret_matches, split_k
 from modelbus.gateway.logs import ACCESS
 from modelbus.gateway.metrics import Metrics
 from modelbus.gateway.settings import GatewaySettings
-from modelbus.gateway.state import Budget, Reservation, SharedState, period_start
+from modelbus.gateway.state import Budget, Reservation, SharedState, bucket_key, period_start
 from modelbus.gateway.store import LedgerWriter, Store
 from modelbus.gateway.telemetry import Telemetry
 from modelbus.streaming import AsyncStream
@@ -179,7 +179,7 @@ class GatewayService:
             since = period_start(period)
             for column, prefix in (("key", "key"), ("team", "team")):
                 for scope_id, spent in self.store.spend_since(column, since).items():
-                    self.state.set_spend(Budget(f"{prefix}:{scope_id}", Decimal(0), period).bucket, spent)
+                    self.state.set_spend(bucket_key(f"{prefix}:{scope_id}", period), spent)
         return interrupted
 
     def forget_key(self, key_id: str) -> None:

@@ -35,6 +35,11 @@ def period_start(period: str, now: datetime | None = None) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def bucket_key(scope: str, period: str, now: datetime | None = None) -> str:
+    """The counter a scope's spend in the period containing ``now`` is kept under."""
+    return f"{scope}@{period_start(period, now).date().isoformat()}:{period}"
+
+
 @dataclass(frozen=True)
 class Budget:
     """A spending cap for one scope (``key:<id>`` or ``team:<name>``) in one period."""
@@ -43,16 +48,15 @@ class Budget:
     limit: Decimal
     period: str
 
-    @property
-    def bucket(self) -> str:
-        return f"{self.scope}@{period_start(self.period).date().isoformat()}:{self.period}"
-
 
 @dataclass
 class Reservation:
+    """Money held for one request. ``buckets`` are the budget counters it was reserved against, fixed at
+    reservation time: a request that straddles midnight (or a month's end) settles where it reserved."""
+
     amount: Decimal
     wallet: str | None
-    budgets: list[Budget] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)
     released: bool = False
 
 
@@ -180,8 +184,9 @@ class InProcessState:
                     f"request may cost up to ${amount:.6f}. Top up the wallet (modelbus wallet topup) or "
                     "lower max_tokens."
                 )
-        for budget in budgets:
-            bucket = budget.bucket
+        now = datetime.now(UTC)
+        buckets = [bucket_key(budget.scope, budget.period, now) for budget in budgets]
+        for budget, bucket in zip(budgets, buckets, strict=True):
             left = (
                 budget.limit
                 - self._spent.get(bucket, Decimal(0))
@@ -192,13 +197,11 @@ class InProcessState:
                     f"{budget.scope} has ${max(left, Decimal(0)):.6f} of its {budget.period} budget "
                     f"(${budget.limit}) left; this request may cost up to ${amount:.6f}"
                 )
-        reservation = Reservation(amount, wallet if wallet in self._wallets else None, budgets)
+        reservation = Reservation(amount, wallet if wallet in self._wallets else None, buckets)
         if reservation.wallet is not None:
             self._reserved_wallet[wallet] = self._reserved_wallet.get(wallet, Decimal(0)) + amount  # type: ignore[index]
-        for budget in budgets:
-            self._reserved_budget[budget.bucket] = (
-                self._reserved_budget.get(budget.bucket, Decimal(0)) + amount
-            )
+        for bucket in buckets:
+            self._reserved_budget[bucket] = self._reserved_budget.get(bucket, Decimal(0)) + amount
         return reservation
 
     def settle(self, reservation: Reservation, actual: Decimal) -> None:
@@ -209,9 +212,9 @@ class InProcessState:
             team = reservation.wallet
             self._reserved_wallet[team] -= reservation.amount
             self._wallets[team] -= actual
-        for budget in reservation.budgets:
-            self._reserved_budget[budget.bucket] -= reservation.amount
-            self._spent[budget.bucket] = self._spent.get(budget.bucket, Decimal(0)) + actual
+        for bucket in reservation.buckets:
+            self._reserved_budget[bucket] -= reservation.amount
+            self._spent[bucket] = self._spent.get(bucket, Decimal(0)) + actual
 
     def reserved_total(self) -> Decimal:
         """Money reserved and not settled, across wallets (0 when nothing is in flight)."""
