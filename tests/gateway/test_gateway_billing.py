@@ -531,3 +531,67 @@ def test_a_request_straddling_midnight_settles_in_the_period_it_reserved(monkeyp
     # the new period starts empty: the whole daily budget is available again
     state.settle(state.reserve(Decimal("1"), "research", budgets), Decimal("1"))
     assert state.spend(bucket_key("key:k1", "daily")) == Decimal("1")
+
+
+def test_admin_limits_are_validated_for_keys_and_teams_alike(gateway: GatewayThread) -> None:
+    bad = [
+        ({"budget_period": "weekly"}, "budget_period"),
+        ({"budget_usd": "-1"}, "budget_usd"),
+        ({"budget_usd": "lots"}, "budget_usd"),
+        ({"budget_usd": "NaN"}, "budget_usd"),
+        ({"rpm": 0}, "rpm"),
+        ({"tpm": "100"}, "tpm"),
+        ({"rpm": True}, "rpm"),
+        ({"models": "deepseek/*"}, "models"),
+        ({"shoe_size": 42}, "shoe_size"),
+    ]
+    for fields, param in bad:
+        for method, path in (("POST", "/admin/keys"), ("PUT", "/admin/teams/validated")):
+            response = gateway.admin(method, path, json=fields)
+            assert response.status_code == 400, (path, fields, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error"
+            assert error["param"] == param, (path, fields, error)
+    # nothing half-stored: the team was never created, no key exists
+    assert gateway.service.store.get_team("validated") is None
+    assert gateway.admin("GET", "/admin/keys").json()["data"] == []
+    created = gateway.admin("PUT", "/admin/teams/validated", json={"budget_period": "daily", "rpm": 5})
+    assert created.status_code == 200
+    assert created.json()["budget_period"] == "daily"
+
+
+def test_teams_cli_rejects_an_unknown_budget_period(gateway: GatewayThread, tmp_path: Path) -> None:
+    env = {
+        "MODELBUS_DATABASE_URL": gateway.settings.database_url,
+        "PATH": "/usr/bin:/bin",
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelbus",
+            "teams",
+            "set",
+            "ops",
+            "--budget",
+            "5",
+            "--budget-period",
+            "weekly",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode != 0
+    assert "--budget-period is daily, monthly or total, got 'weekly'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert gateway.service.store.get_team("ops") is None
+    result = subprocess.run(
+        [sys.executable, "-m", "modelbus", "keys", "create", "--budget", "-3"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode != 0
+    assert "--budget must be a finite amount" in result.stderr

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import orjson
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from modelbus.client import AsyncClient
 from modelbus.config import ModelbusConfig
 from modelbus.errors import BadRequestError, ModelbusError
+from modelbus.gateway.admin_fields import KEY_FIELDS, TEAM_FIELDS, limit_fields, money, timestamp
 from modelbus.gateway.db import open_database
 from modelbus.gateway.errors import AdminAuthError, NotFound, RequestTooLargeError
 from modelbus.gateway.metrics import Metrics
@@ -183,16 +183,6 @@ async def guard_disconnect(request: Request, work: Awaitable[T]) -> T:
     raise ClientDisconnected
 
 
-def _parse_time(value: str | None, what: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequestError(f"{what} must be an ISO date or datetime, got {value!r}", param=what) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def month_range(month: str) -> tuple[datetime, datetime]:
     """[start, end) of a 'YYYY-MM' month in UTC."""
     try:
@@ -215,7 +205,7 @@ def usage_query(params: Any) -> dict[str, Any]:
             f"cannot group by {', '.join(unknown)}; use team, key, model, provider, status, day",
             param="group_by",
         )
-    start, end = _parse_time(params.get("start"), "start"), _parse_time(params.get("end"), "end")
+    start, end = timestamp(params.get("start"), "start"), timestamp(params.get("end"), "end")
     if params.get("month"):
         start, end = month_range(params["month"])
     return {"group_by": group_by, "start": start, "end": end}
@@ -248,18 +238,6 @@ def _key_view(record: Any) -> dict[str, Any]:
         "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
         "created_at": record.created_at.isoformat() if record.created_at else None,
     }
-
-
-def _decimal(value: Any, what: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise BadRequestError(f"{what} must be a number, got {value!r}", param=what) from None
-    if amount < 0:
-        raise BadRequestError(f"{what} must not be negative", param=what)
-    return amount
 
 
 def create_app(
@@ -376,35 +354,7 @@ def create_app(
         body = await read_json(request, gateway.settings.max_request_bytes)
         if not isinstance(body, dict):
             raise BadRequestError("send a JSON object")
-        allowed = {
-            "team",
-            "name",
-            "models",
-            "rpm",
-            "tpm",
-            "budget_usd",
-            "budget_period",
-            "log_content",
-            "expires_at",
-        }
-        unknown = sorted(set(body) - allowed)
-        if unknown:
-            raise BadRequestError(f"unknown fields {unknown}; allowed: {sorted(allowed)}", param=unknown[0])
-        fields = dict(body)
-        fields["budget_usd"] = _decimal(fields.get("budget_usd"), "budget_usd")
-        if fields.get("budget_period", "monthly") not in ("daily", "monthly", "total"):
-            raise BadRequestError("budget_period is daily, monthly or total", param="budget_period")
-        if fields.get("expires_at") is not None:
-            fields["expires_at"] = _parse_time(fields["expires_at"], "expires_at")
-        if fields.get("models") is not None and not (
-            isinstance(fields["models"], list) and all(isinstance(m, str) for m in fields["models"])
-        ):
-            raise BadRequestError(
-                "models is a list of model ids or globs such as 'deepseek/*'", param="models"
-            )
-        for name in ("rpm", "tpm"):
-            if fields.get(name) is not None and (not isinstance(fields[name], int) or fields[name] < 1):
-                raise BadRequestError(f"{name} must be a positive integer", param=name)
+        fields = limit_fields(body, KEY_FIELDS)
         full, record = await asyncio.to_thread(gateway.svc.store.create_key, **fields)
         return JSONResponse({"key": full, **_key_view(record)}, status_code=201)
 
@@ -424,12 +374,9 @@ def create_app(
     async def set_team(request: Request) -> Response:
         gateway.require_master(request)
         body = await read_json(request, gateway.settings.max_request_bytes)
-        allowed = {"budget_usd", "budget_period", "rpm", "tpm", "models"}
-        if not isinstance(body, dict) or set(body) - allowed:
-            raise BadRequestError(f"send a JSON object with any of {sorted(allowed)}")
-        fields = dict(body)
-        if "budget_usd" in fields:
-            fields["budget_usd"] = _decimal(fields["budget_usd"], "budget_usd")
+        if not isinstance(body, dict):
+            raise BadRequestError(f"send a JSON object with any of {sorted(TEAM_FIELDS)}")
+        fields = limit_fields(body, TEAM_FIELDS)
         name = request.path_params["team"]
         team = await asyncio.to_thread(gateway.svc.store.set_team, name, **fields)
         gateway.svc.forget_team(name)
@@ -447,7 +394,7 @@ def create_app(
     async def topup(request: Request) -> Response:
         gateway.require_master(request)
         body = await read_json(request, gateway.settings.max_request_bytes)
-        amount = _decimal(body.get("amount_usd") if isinstance(body, dict) else None, "amount_usd")
+        amount = money(body.get("amount_usd") if isinstance(body, dict) else None, "amount_usd")
         if not amount:
             raise BadRequestError("amount_usd must be a positive number", param="amount_usd")
         team = request.path_params["team"]

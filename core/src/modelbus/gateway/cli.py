@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 
 from modelbus.errors import BadRequestError
+from modelbus.gateway.admin_fields import KEY_FIELDS, TEAM_FIELDS, limit_fields, money, timestamp
 
 ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to config.toml.")]
 DatabaseOption = Annotated[
@@ -39,16 +40,18 @@ def _store(config_path: str | None, database_url: str | None) -> Any:
     return Store(open_database(settings.database_url))
 
 
-def _money(value: str | None, what: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise BadRequestError(f"{what} must be a number of US dollars, got {value!r}") from None
-    if amount < 0:
-        raise BadRequestError(f"{what} must not be negative")
-    return amount
+CLI_NAMES = {
+    "budget_usd": "--budget",
+    "budget_period": "--budget-period",
+    "rpm": "--rpm",
+    "tpm": "--tpm",
+    "models": "--models",
+    "expires_at": "--expires",
+}
+
+
+def _models(value: str | None) -> list[str] | None:
+    return [m.strip() for m in value.split(",") if m.strip()] if value is not None else None
 
 
 def _expiry(value: str | None) -> datetime | None:
@@ -63,10 +66,9 @@ def _expiry(value: str | None) -> datetime | None:
         ]
         return datetime.now(UTC) + delta
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return timestamp(value, "--expires")
+    except BadRequestError:
         raise BadRequestError(f"--expires takes 30d, 12h, 90m or an ISO date, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def register(app: typer.Typer) -> None:
@@ -121,20 +123,22 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Create a key; it is printed once and only its hash is stored."""
-        if budget_period not in ("daily", "monthly", "total"):
-            raise BadRequestError("--budget-period is daily, monthly or total")
-        store = _store(config, database_url)
-        full, record = store.create_key(
-            team=team,
-            name=name,
-            budget_usd=_money(budget, "--budget"),
-            budget_period=budget_period,
-            rpm=rpm,
-            tpm=tpm,
-            models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
-            expires_at=_expiry(expires),
-            log_content=log_content,
+        fields = limit_fields(
+            {
+                "team": team,
+                "name": name,
+                "budget_usd": budget,
+                "budget_period": budget_period,
+                "rpm": rpm,
+                "tpm": tpm,
+                "models": _models(models) or None,
+                "expires_at": _expiry(expires),
+                "log_content": log_content,
+            },
+            KEY_FIELDS,
+            names=CLI_NAMES,
         )
+        full, record = _store(config, database_url).create_key(**fields)
         out.print(full, markup=False)
         err.print(
             f"key id {record.key_id} (team {record.team or '-'}); store the key now: it is not shown again"
@@ -174,17 +178,9 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Create or update a team."""
-        fields: dict[str, Any] = {}
-        if budget is not None:
-            fields["budget_usd"] = _money(budget, "--budget")
-        if budget_period is not None:
-            fields["budget_period"] = budget_period
-        if rpm is not None:
-            fields["rpm"] = rpm
-        if tpm is not None:
-            fields["tpm"] = tpm
-        if models is not None:
-            fields["models"] = [m.strip() for m in models.split(",") if m.strip()]
+        given = {"budget_usd": budget, "budget_period": budget_period, "rpm": rpm, "tpm": tpm}
+        given["models"] = _models(models)
+        fields = limit_fields({k: v for k, v in given.items() if v is not None}, TEAM_FIELDS, names=CLI_NAMES)
         team = _store(config, database_url).set_team(name, **fields)
         err.print(
             f"team {team.name}: budget {team.budget_usd or '-'} ({team.budget_period}), "
@@ -203,7 +199,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Add USD to a team's wallet."""
-        value = _money(amount, "amount")
+        value = money(amount, "amount")
         if not value:
             raise BadRequestError("amount must be a positive number of US dollars")
         balance = _store(config, database_url).topup(team, value, note)

@@ -34,6 +34,7 @@ from modelbus.errors import (
     ModelbusError,
     PermissionDeniedError,
 )
+from modelbus.gateway.admin_fields import PERIODS
 from modelbus.gateway.billing import worst_case_cost
 from modelbus.gateway.errors import InvalidKeyError, ModelNotAllowedError
 from modelbus.gateway.keys import KeyRecord, TeamRecord, secret_matches, split_key
@@ -175,7 +176,7 @@ class GatewayService:
         interrupted = self.store.reconcile_pending()
         for team, balance in self.store.wallets().items():
             self.state.set_wallet(team, balance)
-        for period in ("daily", "monthly", "total"):
+        for period in PERIODS:
             since = period_start(period)
             for column, prefix in (("key", "key"), ("team", "team")):
                 for scope_id, spent in self.store.spend_since(column, since).items():

@@ -26,13 +26,16 @@ SLOT = 0.1  # seconds: events this close together share one entry (a window hold
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
-    """The start (UTC) of the budget period containing ``now``: daily, monthly or total."""
+    """The start (UTC) of the budget period containing ``now``: daily, monthly or total. Periods are
+    validated when a key or team is stored; an unknown one here is a bug, not a default."""
     now = now or datetime.now(UTC)
     if period == "daily":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "monthly":
         return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return datetime(1970, 1, 1, tzinfo=UTC)
+    if period == "total":
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    raise ValueError(f"unknown budget period {period!r}: use daily, monthly or total")
 
 
 def bucket_key(scope: str, period: str, now: datetime | None = None) -> str:
