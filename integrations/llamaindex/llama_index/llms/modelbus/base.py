@@ -37,12 +37,13 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
 from modelbus.connection import Connection, endpoint_from_env, providers_without_keys
+from modelbus.types import ChunkAccumulator
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
     from modelbus import AsyncClient, Client
-    from modelbus.types import ChatChunk, ModelInfo, Usage
+    from modelbus.types import ChatChunk, ModelInfo, ResponseMessage, Usage
     from modelbus.types import ChatResponse as ModelbusResponse
 
 __all__ = ["ModelBus"]
@@ -507,64 +508,42 @@ def _blocks(
     return blocks
 
 
-def _chat_response(response: ModelbusResponse) -> ChatResponse:
-    message = response.choices[0].message
+def _assistant_message(message: ResponseMessage | None) -> ChatMessage:
+    if message is None:
+        return ChatMessage(role=MessageRole.ASSISTANT, blocks=_blocks("", None, []))
     calls = [(call.id, call.function.name, call.function.arguments) for call in message.tool_calls or ()]
+    return ChatMessage(
+        role=MessageRole.ASSISTANT, blocks=_blocks(message.content, message.reasoning_content, calls)
+    )
+
+
+def _chat_response(response: ModelbusResponse) -> ChatResponse:
     return ChatResponse(
-        message=ChatMessage(
-            role=MessageRole.ASSISTANT, blocks=_blocks(message.content, message.reasoning_content, calls)
-        ),
+        message=_assistant_message(response.choices[0].message),
         raw=response,
         additional_kwargs=usage_kwargs(response),
     )
 
 
 class _StreamState:
-    """Accumulates modelbus stream chunks into the growing assistant message LlamaIndex expects."""
+    """The growing assistant message LlamaIndex expects from a stream, folded by modelbus's own
+    :class:`~modelbus.types.ChunkAccumulator` (choice 0 only: LlamaIndex streams one message)."""
 
     def __init__(self) -> None:
-        self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
+        self._acc = ChunkAccumulator()
 
     def message(self) -> ChatMessage:
-        calls = [
-            (slot["id"], "".join(slot["name"]), "".join(slot["arguments"]))
-            for _, slot in sorted(self.calls.items())
-        ]
-        return ChatMessage(
-            role=MessageRole.ASSISTANT,
-            blocks=_blocks("".join(self.content), "".join(self.reasoning) or None, calls),
-        )
+        first = next((choice.message for choice in self._acc.response().choices if choice.index == 0), None)
+        return _assistant_message(first)
 
     def add(self, chunk: ChatChunk) -> ChatResponse | None:
-        delta_text = ""
-        thinking = ""
-        changed = False
-        for choice in chunk.choices:
-            if choice.index != 0:
-                continue
-            delta = choice.delta
-            if delta.content:
-                self.content.append(delta.content)
-                delta_text += delta.content
-                changed = True
-            if delta.reasoning_content:
-                self.reasoning.append(delta.reasoning_content)
-                thinking += delta.reasoning_content
-                changed = True
-            for call in delta.tool_calls or ():
-                slot = self.calls.setdefault(call.index, {"id": None, "name": [], "arguments": []})
-                slot["id"] = slot["id"] or call.id
-                if call.function is not None:
-                    if call.function.name:
-                        slot["name"].append(call.function.name)
-                    if call.function.arguments:
-                        slot["arguments"].append(call.function.arguments)
-                changed = True
-        if not changed:
+        self._acc.add(chunk)
+        deltas = [choice.delta for choice in chunk.choices if choice.index == 0]
+        if not any(delta.content or delta.reasoning_content or delta.tool_calls for delta in deltas):
             return None
+        thinking = "".join(delta.reasoning_content or "" for delta in deltas)
         extra = {"thinking_delta": thinking} if thinking else {}
+        delta_text = "".join(delta.content or "" for delta in deltas)
         return ChatResponse(message=self.message(), delta=delta_text, raw=chunk, additional_kwargs=extra)
 
     def final(self, response: ModelbusResponse | None) -> ChatResponse:
