@@ -232,7 +232,13 @@ class OpenAICompatibleProvider(ProviderPlugin):
     def normalize_response(
         self, response: HttpResponse, request: ChatRequest, model: ModelInfo
     ) -> ChatResponse:
-        data = response.json(provider=self.name)
+        return self.response_from_json(response.json(provider=self.name), response, request, model)
+
+    def response_from_json(
+        self, data: Any, response: HttpResponse, request: ChatRequest, model: ModelInfo
+    ) -> ChatResponse:
+        """The canonical response for the decoded body ``data`` of ``response`` (override this, not
+        ``normalize_response``, to read provider fields: the body is decoded once)."""
         self.check_envelope(data, response, model)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise MalformedResponseError(

@@ -9,7 +9,7 @@ error-code tables. What differs from OpenAI, and where it is handled:
   ``check_stream_envelope``), also as ``{"code", "msg", "Sid"}`` -- all mapped by code (``error_codes``);
 * documented responses carry no ``finish_reason`` (and non-streamed ones no ``id``): the core infers
   ``tool_calls`` when the reply calls tools, else ``stop``; the ``sid`` becomes the id
-  (``normalize_response``);
+  (``response_from_json``);
 * tool calls come back as OpenAI ``tool_calls`` arrays only with ``"tool_calls_switch": true``, sent whenever
   tools are (``request_body``); function names are limited to 32 characters;
 * ``data:`` lines have no space after the colon (the core's SSE decoder accepts both);
@@ -138,13 +138,16 @@ class Spark(OpenAICompatibleProvider):
 
     # -- the envelope ------------------------------------------------------------------------------
 
+    @staticmethod
+    def failed(data: Any) -> bool:
+        """Whether ``data`` is an envelope reporting an error (``code`` other than 0; absent: success)."""
+        return isinstance(data, dict) and data.get("code") not in (None, 0, "0")
+
     def business_error(
         self, data: Any, response: HttpResponse, model: ModelInfo | None
     ) -> ModelbusError | None:
         """The error a ``code != 0`` envelope reports, or ``None`` for success (``code`` 0 or absent)."""
-        if isinstance(data, dict) and data.get("code") not in (None, 0, "0"):
-            return self.error_from_body(response, data, model)
-        return None
+        return self.error_from_body(response, data, model) if self.failed(data) else None
 
     def check_envelope(self, data: Any, response: HttpResponse, model: ModelInfo | None) -> None:
         super().check_envelope(data, response, model)
@@ -153,9 +156,8 @@ class Spark(OpenAICompatibleProvider):
             raise error
 
     def check_stream_envelope(self, obj: Any, state: StreamState) -> None:
-        error = self.business_error(obj, HttpResponse(200, {}, json.dumps(obj).encode()), state.model)
-        if error is not None:
-            raise error
+        if self.failed(obj):  # checked on the parsed chunk: only an error's body is re-encoded (its text)
+            raise self.error_from_body(HttpResponse(200, {}, json.dumps(obj).encode()), obj, state.model)
 
     def error_from_body(self, response: HttpResponse, body: Any, model: ModelInfo | None) -> ModelbusError:
         error = super().error_from_body(response, body, model)
@@ -167,11 +169,10 @@ class Spark(OpenAICompatibleProvider):
     # A missing finish_reason needs nothing here: the core infers ``tool_calls`` / ``stop`` for complete
     # responses and streams that name none.
 
-    def normalize_response(
-        self, response: HttpResponse, request: ChatRequest, model: ModelInfo
+    def response_from_json(
+        self, data: Any, response: HttpResponse, request: ChatRequest, model: ModelInfo
     ) -> ChatResponse:
-        result = super().normalize_response(response, request, model)
-        data = response.json(provider=self.name)
+        result = super().response_from_json(data, response, request, model)
         if not data.get("id") and data.get("sid"):
             result.id = data["sid"]  # non-streamed answers carry only Spark's request id
         return result
