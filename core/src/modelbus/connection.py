@@ -121,6 +121,7 @@ class Connection:
         self._client = client
         self._async_client = async_client
         self._lock = threading.Lock()
+        self._info: dict[str, ModelInfo | None] = {}
 
     @property
     def gateway(self) -> bool:
@@ -221,17 +222,23 @@ class Connection:
         self.close()
 
     def model_info(self, model: str | None = None) -> ModelInfo | None:
-        """The model table row, or ``None`` when the model is unknown here.
+        """The model table row, or ``None`` when the model is unknown here (looked up once per model).
 
         In gateway mode the local tables are asked first (when the provider's plugin is installed they
         know the real context window and capabilities); the gateway's catch-all row otherwise.
         """
+        model = model or self.model
+        if model not in self._info:
+            self._info.setdefault(model, self._resolve(model))
+        return self._info[model]
+
+    def _resolve(self, model: str) -> ModelInfo | None:
         from modelbus.client import Client
 
-        model = model or self.model
         if self.gateway:
             try:
-                return Client(config=self.config).resolve(model)
+                with Client(config=self.config) as local:
+                    return local.resolve(model)
             except ModelbusError:
                 pass
         try:

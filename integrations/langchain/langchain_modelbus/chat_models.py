@@ -216,7 +216,8 @@ class ChatModelBus(BaseChatModel):
         return params
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        # runs inside a validator, before private attributes exist: a throwaway connection
+        # runs in a validator, at construction: a throwaway connection, not self.connection, so that a
+        # model stays copyable (deepcopy, pickle, model_copy(update=...)) until its first call
         info = self._new_connection().model_info()
         if info is None or info.kind != "chat":
             return None

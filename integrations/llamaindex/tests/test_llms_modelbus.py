@@ -69,6 +69,16 @@ def test_metadata_comes_from_the_model_table() -> None:
     )
 
 
+def test_model_info_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    llm = ModelBus(model="team/custom", base_url="http://localhost:4000/v1")
+    info = llm.model_info()
+    assert info is not None
+    assert info.context_window == 128_000
+    monkeypatch.setattr(type(llm.connection), "_resolve", lambda *_: pytest.fail("looked up again"))
+    assert llm.model_info() is info
+    assert llm.metadata.context_window == 128_000
+
+
 def test_metadata_knows_models_without_tools() -> None:
     pytest.importorskip("modelbus_openai")
     assert ModelBus(model="openai/text-embedding-3-small").metadata.is_function_calling_model is False

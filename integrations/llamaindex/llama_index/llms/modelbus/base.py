@@ -122,8 +122,6 @@ class ModelBus(FunctionCallingLLM):
     strict: bool = Field(default=False, description="Ask for schema-exact tool arguments (strict mode).")
 
     _connection: Connection = PrivateAttr()
-    _info: ModelInfo | None = PrivateAttr(default=None)
-    _info_loaded: bool = PrivateAttr(default=False)
 
     def __init__(
         self,
@@ -175,10 +173,7 @@ class ModelBus(FunctionCallingLLM):
 
     def model_info(self) -> ModelInfo | None:
         """This model's modelbus table row (``Client.resolve``), ``None`` when unknown here."""
-        if not self._info_loaded:
-            self._info = self._connection.model_info()
-            self._info_loaded = True
-        return self._info
+        return self._connection.model_info()
 
     def close(self) -> None:
         self._connection.close()
