@@ -107,6 +107,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from modelbus.builtin import error_fields
 from modelbus.context import StreamState
 from modelbus.error_mapping import class_for_status, parse_retry_after
 from modelbus.errors import (
@@ -329,14 +330,9 @@ class {{ cookiecutter.__class_name }}(ProviderPlugin):
         )
 
     def normalize_stream_event(self, event: ServerSentEvent, state: StreamState) -> list[ChatChunk]:
-        if not event.data.strip():
+        data = self.event_json(event)  # None for an empty event; MalformedResponseError when not JSON
+        if data is None:
             return []
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise MalformedResponseError(
-                f"stream event is not JSON: {event.data[:80]!r}", provider=self.name
-            ) from None
         if not isinstance(data, dict):
             raise MalformedResponseError("stream event is not a JSON object", provider=self.name)
         kind = event.event
@@ -377,10 +373,8 @@ class {{ cookiecutter.__class_name }}(ProviderPlugin):
         self, status: int, headers: dict[str, str], body: Any, model: ModelInfo | None
     ) -> ModelbusError:
         """The typed error for ``{"error": {"type", "message"}}`` (``status`` 200 inside a stream)."""
-        inner = body.get("error") if isinstance(body, dict) else None
-        inner = inner if isinstance(inner, dict) else {}
-        kind = inner.get("type") if isinstance(inner.get("type"), str) else None
-        message = str(inner.get("message") or "") or f"HTTP {status}"
+        message, _code, kind = error_fields(body)  # the common error envelopes, read by the core
+        message = message or f"HTTP {status}"
         # unknown types map by HTTP status; inside a 200 stream an unknown error counts as a server error
         cls = ERROR_TYPES.get(kind or "") or class_for_status(status if status >= 400 else 500, message)
         return cls(
