@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelbus.errors import ModelbusError
@@ -91,6 +91,28 @@ def embeddable(texts: list[str]) -> list[str]:
     """``texts`` with empty strings as a single space: modelbus rejects empty input, and a space embeds
     as "nothing" on every provider."""
     return [text if text else " " for text in texts]
+
+
+def request_tool_choice(
+    choice: dict[str, Any] | str | bool, names: Sequence[str], *, among: str = "the tools"
+) -> dict[str, Any] | str:
+    """A framework's tool choice as ``ChatRequest.tool_choice``.
+
+    ``"auto"`` and ``"none"`` stay; ``"any"``, ``"required"`` and ``True`` mean some tool
+    (``"required"``); a tool name (one of ``names``, else ``ValueError`` saying it is not among
+    ``among``) becomes OpenAI's ``{"type": "function", ...}``; a dict is passed as it is.
+    """
+    if isinstance(choice, dict):
+        return choice
+    if choice is True or choice in ("any", "required"):
+        return "required"
+    if choice in ("auto", "none"):
+        return choice  # type: ignore[return-value]
+    if isinstance(choice, str):
+        if choice not in names:
+            raise ValueError(f"tool_choice {choice!r} is not among {among} ({', '.join(names)})")
+        return {"type": "function", "function": {"name": choice}}
+    raise ValueError(f"unsupported tool_choice {choice!r}")
 
 
 class Connection:

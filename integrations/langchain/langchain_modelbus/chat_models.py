@@ -39,7 +39,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from modelbus.connection import Connection
+from modelbus.connection import Connection, request_tool_choice
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
@@ -523,17 +523,7 @@ def _requested(target: str, connection: Connection) -> str:
 
 
 def _tool_choice(choice: dict[str, Any] | str | bool, names: list[str]) -> dict[str, Any] | str:
-    if isinstance(choice, dict):
-        return choice
-    if choice is True or choice in ("any", "required"):
-        return "required"
-    if choice in ("auto", "none"):
-        return choice  # type: ignore[return-value]
-    if isinstance(choice, str):
-        if choice not in names:
-            raise ValueError(f"tool_choice {choice!r} is not among the bound tools ({', '.join(names)})")
-        return {"type": "function", "function": {"name": choice}}
-    raise ValueError(f"unsupported tool_choice {choice!r}")
+    return request_tool_choice(choice, names, among="the bound tools")
 
 
 def _response_format(schema: dict[str, Any] | type, strict: bool | None) -> dict[str, Any]:

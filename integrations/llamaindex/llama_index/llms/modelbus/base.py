@@ -36,7 +36,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
-from modelbus.connection import Connection, endpoint_from_env, providers_without_keys
+from modelbus.connection import Connection, endpoint_from_env, providers_without_keys, request_tool_choice
 from modelbus.types import ChunkAccumulator
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ class ModelBus(FunctionCallingLLM):
             prepared["tools"] = specs
             names = [spec["function"]["name"] for spec in specs]
             if tool_choice is not None:
-                prepared["tool_choice"] = _tool_choice(tool_choice, names)
+                prepared["tool_choice"] = request_tool_choice(tool_choice, names)
             elif tool_required:
                 prepared["tool_choice"] = "required"
             else:
@@ -352,18 +352,6 @@ def _tool_spec(tool: BaseTool, *, strict: bool) -> dict[str, Any]:
         spec["function"]["strict"] = True
         spec["function"]["parameters"].setdefault("additionalProperties", False)
     return spec
-
-
-def _tool_choice(choice: str | dict[str, Any], names: list[str]) -> str | dict[str, Any]:
-    if isinstance(choice, dict):
-        return choice
-    if choice in ("auto", "none", "required"):
-        return choice
-    if choice == "any":
-        return "required"
-    if choice not in names:
-        raise ValueError(f"tool_choice {choice!r} is not among the tools ({', '.join(names)})")
-    return {"type": "function", "function": {"name": choice}}
 
 
 def _image_part(block: ImageBlock) -> dict[str, Any]:
