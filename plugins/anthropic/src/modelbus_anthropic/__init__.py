@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal
 
+from modelbus.builtin import error_fields
 from modelbus.context import StreamState
 from modelbus.error_mapping import class_for_status, parse_retry_after
 from modelbus.errors import (
@@ -628,9 +629,9 @@ class Anthropic(ProviderPlugin):
         """The typed error for an Anthropic error body ``{"type": "error", "error": {type, message}}``
         (``status`` 200 for an ``error`` event inside a stream)."""
         inner = body.get("error") if isinstance(body, dict) else None
-        inner = inner if isinstance(inner, dict) else {}
-        kind = inner.get("type") if isinstance(inner.get("type"), str) else None
-        message = str(inner.get("message") or "") or f"HTTP {status}"
+        # read only inside Anthropic's envelope: other JSON (a proxy's) is mapped by status alone
+        message, _code, kind = error_fields(body) if isinstance(inner, dict) else (None, None, None)
+        message = message or f"HTTP {status}"
         cls = ERROR_TYPES.get(kind or "")
         if cls is RateLimitError and _SPEND_CAP.search(message) and parse_retry_after(headers) is None:
             cls = QuotaExceededError
