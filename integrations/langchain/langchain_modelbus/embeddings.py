@@ -121,7 +121,7 @@ class ModelBusEmbeddings(BaseModel, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         response = self.connection.client.embed(
-            self.connection.target(), [text or " "], **self._params("query")
+            self.connection.target(), embeddable([text]), **self._params("query")
         )
         return response.vectors[0]
 
@@ -136,6 +136,6 @@ class ModelBusEmbeddings(BaseModel, Embeddings):
 
     async def aembed_query(self, text: str) -> list[float]:
         response = await self.connection.async_client.embed(
-            self.connection.target(), [text or " "], **self._params("query")
+            self.connection.target(), embeddable([text]), **self._params("query")
         )
         return response.vectors[0]
