@@ -286,7 +286,7 @@ class ChatModelBus(BaseChatModel):
     # -- requests ------------------------------------------------------------------------------------
 
     def _request(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
         """(modelbus model id, ``chat()`` keyword arguments)."""
         defaults = {name: getattr(self, name) for name in _SAMPLING}
@@ -333,9 +333,7 @@ class ChatModelBus(BaseChatModel):
             return f"{prefix}/{reported}" if prefix else reported
         return f"{provider}/{reported}" if provider else reported
 
-    def _metadata(
-        self, response: ChatResponse, requested: str, *, with_usage_flag: bool = True
-    ) -> dict[str, Any]:
+    def _metadata(self, response: ChatResponse, requested: str) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "model_name": self._model_name(response.model, response.provider, requested),
             "model_provider": "modelbus",
@@ -348,7 +346,7 @@ class ChatModelBus(BaseChatModel):
             metadata["cost_breakdown"] = response.cost_breakdown.model_dump(mode="json", exclude_none=True)
         if response.route is not None:
             metadata["route"] = response.route.model_dump(mode="json", exclude_none=True)
-        if with_usage_flag and response.usage is not None and response.usage.estimated:
+        if response.usage is not None and response.usage.estimated:
             metadata["usage_estimated"] = True
         return {k: v for k, v in metadata.items() if v is not None}
 
@@ -359,7 +357,7 @@ class ChatModelBus(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        model, params = self._request(messages, stop, kwargs, stream=False)
+        model, params = self._request(messages, stop, kwargs)
         response = self.connection.client.chat(model, **params)
         return self._result(response, _requested(model, self.connection))
 
@@ -370,7 +368,7 @@ class ChatModelBus(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        model, params = self._request(messages, stop, kwargs, stream=False)
+        model, params = self._request(messages, stop, kwargs)
         response = await self.connection.async_client.chat(model, **params)
         return self._result(response, _requested(model, self.connection))
 
@@ -381,7 +379,7 @@ class ChatModelBus(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        model, params = self._request(messages, stop, kwargs, stream=True)
+        model, params = self._request(messages, stop, kwargs)
         stream = self.connection.client.chat(model, stream=True, **params)
         chunks = _ChunkConverter(self, _requested(model, self.connection))
         with stream:
@@ -400,7 +398,7 @@ class ChatModelBus(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        model, params = self._request(messages, stop, kwargs, stream=True)
+        model, params = self._request(messages, stop, kwargs)
         stream = await self.connection.async_client.chat(model, stream=True, **params)
         chunks = _ChunkConverter(self, _requested(model, self.connection))
         async with stream:

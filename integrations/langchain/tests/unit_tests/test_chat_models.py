@@ -169,7 +169,7 @@ def test_serialization_round_trip_with_explicit_allowlist(
 def _request(
     llm: ChatModelBus, messages: Any, stop: list[str] | None = None, **kwargs: Any
 ) -> tuple[str, dict]:
-    return llm._request(messages, stop, kwargs, stream=False)
+    return llm._request(messages, stop, kwargs)
 
 
 def test_request_merges_fields_call_kwargs_and_provider_extras() -> None:
