@@ -214,13 +214,11 @@ class OpenAICompatibleProvider(ProviderPlugin):
         return calls
 
     def parse_message(self, raw: dict[str, Any]) -> ResponseMessage:
-        content = raw.get("content")
-        if isinstance(content, list):  # content parts in a response: keep the text
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        content, thinking = split_content(raw.get("content"))
         return ResponseMessage(
             content=content,
             tool_calls=self.parse_tool_calls(raw.get("tool_calls")),
-            reasoning_content=raw.get(self.reasoning_field) or None,
+            reasoning_content=raw.get(self.reasoning_field) or thinking,
             refusal=raw.get("refusal"),
         )
 
@@ -289,10 +287,11 @@ class OpenAICompatibleProvider(ProviderPlugin):
                         function=FunctionCallDelta(name=function.get("name") or None, arguments=arguments),
                     )
                 )
+        content, thinking = split_content(raw.get("content"))
         return ChoiceDelta(
             role="assistant" if raw.get("role") == "assistant" else None,
-            content=raw.get("content") or None,
-            reasoning_content=raw.get(self.reasoning_field) or None,
+            content=content or None,
+            reasoning_content=raw.get(self.reasoning_field) or thinking,
             tool_calls=tool_calls,
             refusal=raw.get("refusal") or None,
         )
@@ -424,6 +423,28 @@ class OpenAICompatibleProvider(ProviderPlugin):
         if not self.models_path:
             return None
         return HttpRequest("GET", join_url(base_url, self.models_path))
+
+
+def split_content(content: Any) -> tuple[str | None, str | None]:
+    """(answer text, thinking text) of a message's or delta's ``content``: a string, or a list of content
+    chunks -- text chunks, and thinking chunks ``{"type": "thinking", "thinking": str | [text chunks]}``
+    (Mistral's reasoning models)."""
+    if not isinstance(content, list):
+        return content, None
+    text: list[str] = []
+    thinking: list[str] = []
+    for chunk in content:
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("type") == "thinking":
+            inner = chunk.get("thinking")
+            if isinstance(inner, str):
+                thinking.append(inner)
+            elif isinstance(inner, list):
+                thinking.extend(part.get("text", "") for part in inner if isinstance(part, dict))
+        elif isinstance(chunk.get("text"), str):
+            text.append(chunk["text"])
+    return "".join(text), "".join(thinking) or None
 
 
 def _param(body: Any) -> str | None:

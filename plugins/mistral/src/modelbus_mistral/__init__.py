@@ -12,7 +12,7 @@ the official SDK ``mistralai/client-python`` generated from the same OpenAPI spe
 * ``finish_reason`` may be ``model_length`` (the context is full) or ``error``.
 * reasoning models (Magistral, Small 4 with ``reasoning_effort``) answer with ``content`` as a list of
   chunks: ``{"type": "thinking", "thinking": [{"type": "text", ...}]}`` and ``{"type": "text", ...}``.
-  The thinking goes to ``reasoning_content``.
+  The thinking goes to ``reasoning_content`` (the base's ``split_content``, re-exported here).
 * embeddings call the output size ``output_dimension``.
 * errors: ``{"object": "error", "message", "type", "param", "code"}`` (e.g. ``type: rate_limited``), and
   a bare ``{"message": "Unauthorized", "request_id"}`` from the gateway for bad keys.
@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 from modelbus.errors import ModelbusError, RateLimitError
 from modelbus.http import HttpRequest
 from modelbus.providers import OpenAICompatibleProvider
-from modelbus.types.chat import ChatRequest, ChoiceDelta, FinishReason, ResponseMessage
+from modelbus.providers.openai_compatible import split_content
+from modelbus.types.chat import ChatRequest, FinishReason
 from modelbus.types.embeddings import EmbeddingRequest
 from modelbus.types.models import ModelInfo, ProviderSettings
 
@@ -84,26 +85,6 @@ def _rewrite_tool_call_ids(messages: list[dict[str, Any]]) -> None:
             message["tool_call_id"] = mapping[message["tool_call_id"]]
 
 
-def split_content(content: Any) -> tuple[str | None, str | None]:
-    """(answer text, thinking text) of a Mistral ``content``: a string, or a list of text/thinking chunks."""
-    if not isinstance(content, list):
-        return content, None
-    text: list[str] = []
-    thinking: list[str] = []
-    for chunk in content:
-        if not isinstance(chunk, dict):
-            continue
-        if chunk.get("type") == "thinking":
-            inner = chunk.get("thinking")
-            if isinstance(inner, str):
-                thinking.append(inner)
-            elif isinstance(inner, list):
-                thinking.extend(part.get("text", "") for part in inner if isinstance(part, dict))
-        elif isinstance(chunk.get("text"), str):
-            text.append(chunk["text"])
-    return "".join(text), "".join(thinking) or None
-
-
 class Mistral(OpenAICompatibleProvider):
     name = "mistral"
     display_name = "Mistral AI"
@@ -126,16 +107,6 @@ class Mistral(OpenAICompatibleProvider):
             body["tool_choice"] = "any"
         _rewrite_tool_call_ids(body["messages"])
         return body
-
-    # -- response: thinking chunks in content ------------------------------------------------------
-
-    def parse_message(self, raw: dict[str, Any]) -> ResponseMessage:
-        text, thinking = split_content(raw.get("content"))
-        return super().parse_message({**raw, "content": text, self.reasoning_field: thinking})
-
-    def parse_delta(self, raw: dict[str, Any]) -> ChoiceDelta:
-        text, thinking = split_content(raw.get("content"))
-        return super().parse_delta({**raw, "content": text, self.reasoning_field: thinking})
 
     # -- embeddings: output_dimension ------------------------------------------------------------
 
