@@ -197,11 +197,45 @@ class Anthropic(ProviderPlugin):
 
     def json_tool_name(self, request: ChatRequest, model: ModelInfo) -> str | None:
         """The synthetic tool that carries a JSON answer for ``request``, if it uses one."""
-        return self.plan(request, model).json_tool
+        tool = self.json_tool(request, self.quirks(model))
+        return tool["name"] if tool is not None else None
 
-    def plan(self, request: ChatRequest, model: ModelInfo) -> _Plan:
-        """Decide tools, tool_choice, thinking, output_config and max_tokens for ``request``."""
-        quirks = self.quirks(model)
+    @staticmethod
+    def json_tool(request: ChatRequest, quirks: ModelQuirks) -> dict[str, Any] | None:
+        """The synthetic tool whose forced call carries the JSON answer, when that is how ``request``
+        gets JSON output: a JSON response_format, a model that allows forcing a tool, no thinking, and an
+        object root (a tool's input is always an object). Part of :meth:`plan`, and all that the response
+        side needs of it."""
+        fmt = request.response_format
+        if not isinstance(fmt, ResponseFormatJSONSchema | ResponseFormatJSONObject) or not quirks.forced_tool:
+            return None
+        if request.reasoning_effort not in (None, "none") or quirks.thinking_default == "always":
+            return None  # thinking: forcing a tool is not allowed
+        if isinstance(fmt, ResponseFormatJSONObject):
+            return {
+                "name": JSON_OBJECT_TOOL,
+                "description": "Give your final answer by calling this tool: its input is the "
+                "answer, as one JSON object.",
+                "input_schema": {"type": "object"},
+            }
+        spec = fmt.json_schema
+        if spec.schema_.get("type", "object") not in ("object", ["object"]):
+            return None  # other root schemas need structured outputs
+        tool: dict[str, Any] = {
+            "name": spec.name,
+            "description": spec.description
+            or f"Give your final answer by calling this tool: its input is the {spec.name} "
+            "object, as JSON matching the schema.",
+            "input_schema": spec.schema_ or {"type": "object"},
+        }
+        if spec.strict:
+            tool["strict"] = True
+        return tool
+
+    def plan(self, request: ChatRequest, model: ModelInfo, quirks: ModelQuirks | None = None) -> _Plan:
+        """Decide tools, tool_choice, thinking, output_config and max_tokens for ``request`` (``quirks``:
+        the model's, when the caller has them already)."""
+        quirks = self.quirks(model) if quirks is None else quirks
         plan = _Plan()
         effort = request.reasoning_effort
         thinking_off = effort == "none"
@@ -213,57 +247,33 @@ class Anthropic(ProviderPlugin):
             )
         if thinking_off:
             effort = None  # below: no thinking asked for ("disabled" is sent where thinking is on by default)
-        thinks = effort is not None or quirks.thinking_default == "always"
         fmt = request.response_format
         caller_tools = [self._tool(tool.function) for tool in request.tools or ()]
         forced_by_caller = _forcing(request)
 
         # JSON output: a forced synthetic tool where forcing works, else structured outputs
-        forced_json = False
-        # a tool's input is always an object: other root schemas need structured outputs
-        object_root = not isinstance(fmt, ResponseFormatJSONSchema) or fmt.json_schema.schema_.get(
-            "type", "object"
-        ) in ("object", ["object"])
-        if isinstance(fmt, ResponseFormatJSONSchema | ResponseFormatJSONObject):
-            if quirks.forced_tool and not thinks and object_root:
-                if isinstance(fmt, ResponseFormatJSONSchema):
-                    spec = fmt.json_schema
-                    tool: dict[str, Any] = {
-                        "name": spec.name,
-                        "description": spec.description
-                        or f"Give your final answer by calling this tool: its input is the {spec.name} "
-                        "object, as JSON matching the schema.",
-                        "input_schema": spec.schema_ or {"type": "object"},
-                    }
-                    if spec.strict:
-                        tool["strict"] = True
-                else:
-                    tool = {
-                        "name": JSON_OBJECT_TOOL,
-                        "description": "Give your final answer by calling this tool: its input is the "
-                        "answer, as one JSON object.",
-                        "input_schema": {"type": "object"},
-                    }
-                if any(t["name"] == tool["name"] for t in caller_tools):
-                    raise BadRequestError(
-                        f"a tool is named {tool['name']!r} like the response_format; Anthropic gets the "
-                        "JSON answer through a tool of that name, so rename one of them",
-                        param="response_format",
-                    )
-                plan.json_tool = tool["name"]
-                caller_tools.append(tool)
-                forced_json = True
-            elif isinstance(fmt, ResponseFormatJSONSchema) and quirks.native_json:
-                plan.output_config = {"format": {"type": "json_schema", "schema": fmt.json_schema.schema_}}
-            elif isinstance(fmt, ResponseFormatJSONObject):
-                plan.extra_system = JSON_OBJECT_INSTRUCTION
-            else:
-                raise UnsupportedFeatureError(
-                    f"{model.full_id} cannot carry this response_format json_schema: forcing a tool "
-                    "is not possible here (or the schema's root is not an object) and the model has "
-                    "no structured outputs",
+        json_tool = self.json_tool(request, quirks)
+        forced_json = json_tool is not None
+        if json_tool is not None:
+            if any(t["name"] == json_tool["name"] for t in caller_tools):
+                raise BadRequestError(
+                    f"a tool is named {json_tool['name']!r} like the response_format; Anthropic gets the "
+                    "JSON answer through a tool of that name, so rename one of them",
                     param="response_format",
                 )
+            plan.json_tool = json_tool["name"]
+            caller_tools.append(json_tool)
+        elif isinstance(fmt, ResponseFormatJSONSchema) and quirks.native_json:
+            plan.output_config = {"format": {"type": "json_schema", "schema": fmt.json_schema.schema_}}
+        elif isinstance(fmt, ResponseFormatJSONObject):
+            plan.extra_system = JSON_OBJECT_INSTRUCTION
+        elif isinstance(fmt, ResponseFormatJSONSchema):
+            raise UnsupportedFeatureError(
+                f"{model.full_id} cannot carry this response_format json_schema: forcing a tool "
+                "is not possible here (or the schema's root is not an object) and the model has "
+                "no structured outputs",
+                param="response_format",
+            )
 
         # tool_choice
         if forced_by_caller and not quirks.forced_tool:
@@ -348,7 +358,7 @@ class Anthropic(ProviderPlugin):
                 "end with a user message",
                 param="messages",
             )
-        plan = self.plan(request, model)
+        plan = self.plan(request, model, quirks)
         if plan.extra_system:
             system.append({"type": "text", "text": plan.extra_system})
         body: dict[str, Any] = {"model": model.id, "max_tokens": plan.max_tokens}
