@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from modelbus.client import AsyncClient, Client
     from modelbus.types.models import ModelInfo
 
+#: The gateway provider's name (``GatewayProvider.name``), repeated here so that importing this module
+#: stays cheap (``modelbus.providers`` pulls in pydantic and the provider base classes).
 GATEWAY = "gateway"
 
 #: ``ChatRequest`` fields a framework call may set by keyword; any other keyword goes to ``extra``.

@@ -39,7 +39,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from modelbus.connection import Connection, request_tool_choice
+from modelbus.connection import GATEWAY, Connection, request_tool_choice
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
@@ -517,7 +517,8 @@ class ChatModelBus(BaseChatModel):
 
 
 def _requested(target: str, connection: Connection) -> str:
-    return target.removeprefix("gateway/") if connection.gateway else target
+    """The model id the caller asked for: ``target`` without :meth:`Connection.target`'s gateway prefix."""
+    return target.removeprefix(f"{GATEWAY}/") if connection.gateway else target
 
 
 def _tool_choice(choice: dict[str, Any] | str | bool, names: list[str]) -> dict[str, Any] | str:
