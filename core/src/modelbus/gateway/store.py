@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -285,13 +286,17 @@ SETTLE_COLUMNS = (
     "ttft_ms",
     "route",
 )
+SETTLE_COLUMN_SET = frozenset(SETTLE_COLUMNS)
+
+
+PENDING_HOLD_SECONDS = 0.5  # a pending row is written this long after its request started, at the latest
 
 
 @dataclass
 class _Op:
-    kind: str  # "insert" (a pending or finished row) or "settle" (finish a pending row)
+    kind: str  # "open" (a pending row), "insert" (a finished row) or "settle" (finish a pending row)
     row: dict[str, Any]
-    wallet: str | None = None
+    wallet: str | None = None  # debited by ``cost`` in the same transaction
     cost: Decimal = Decimal(0)
     future: Future[None] | None = None
 
@@ -303,21 +308,27 @@ class LedgerWriter:
     the batch as one ``executemany``, then all settlements as one ``executemany``, then one debit per
     wallet for the batch's total. Under load that is a handful of statements per commit however many
     requests it carries.
+
+    A request's ``pending`` row is held for up to :data:`PENDING_HOLD_SECONDS` before it is written:
+    a request that settles within that time is written once, as its finished row, instead of an insert
+    and an update. A request still running after that has its pending row in the database, so a crash
+    leaves it to be reconciled as ``interrupted``; a crash (``kill -9``) inside the hold window loses
+    only the pending rows of requests younger than the window (nothing was billed for them, and their
+    reservations lived in the crashed process). Settled rows are never held: ``settle`` returns once
+    the row is durable.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pending_hold: float = PENDING_HOLD_SECONDS) -> None:
         self.engine = engine
+        self.pending_hold = pending_hold
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
-        self.commits = 0
-        self.writes = 0
         ledger = db.ledger
-        self._settle_columns = list(SETTLE_COLUMNS)
         self._settle_sql = (
             ledger.update()
             .where(ledger.c.request_id == sa.bindparam("b_request_id"), ledger.c.status == "pending")
-            .values({name: sa.bindparam(f"b_{name}") for name in self._settle_columns})
+            .values({name: sa.bindparam(f"b_{name}") for name in SETTLE_COLUMNS})
         )
 
     def start(self) -> None:
@@ -338,7 +349,7 @@ class LedgerWriter:
                 self._conn = None
 
     def stop(self) -> None:
-        """Flush everything queued, then stop."""
+        """Flush everything queued (held pending rows included), then stop."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(60)
@@ -348,16 +359,16 @@ class LedgerWriter:
 
     def open(self, row: dict[str, Any]) -> None:
         """Record a request as pending (not awaited: ordering guarantees it precedes its settle)."""
-        self._queue.put(_Op("insert", row))
+        self._queue.put(_Op("open", row))
 
     async def settle(
         self, request_id: str, values: dict[str, Any], wallet: str | None, cost: Decimal
     ) -> None:
         """Finish a request's row and debit its wallet in one transaction; returns once durable."""
-        unknown = set(values) - set(SETTLE_COLUMNS)
+        unknown = values.keys() - SETTLE_COLUMN_SET
         if unknown:
             raise ValueError(f"a settlement cannot set {sorted(unknown)}")
-        row = {name: values.get(name) for name in self._settle_columns}
+        row = {name: values.get(name) for name in SETTLE_COLUMNS}
         row["request_id"] = request_id
         future: Future[None] = Future()
         self._queue.put(_Op("settle", row, wallet, cost, future))
@@ -372,11 +383,18 @@ class LedgerWriter:
     # -- the thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        held: dict[str, tuple[float, dict[str, Any]]] = {}  # request id -> (write by, pending row)
         stop = False
         while not stop:
-            first = self._queue.get()
-            batch = [] if first is None else [first]
+            timeout = max(next(iter(held.values()))[0] - time.monotonic(), 0.0) if held else None
+            batch: list[_Op] = []
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                first = _TICK
             stop = first is None
+            if first is not None and first is not _TICK:
+                batch.append(first)
             while not stop:  # group commit: take whatever queued up meanwhile
                 try:
                     op = self._queue.get_nowait()
@@ -386,9 +404,32 @@ class LedgerWriter:
                     stop = True
                 else:
                     batch.append(op)
-            if batch:
-                self._commit(batch)
+            ops = self._hold(batch, held, flush_all=stop)
+            if ops:
+                self._commit(ops)
         self._drop_connection()
+
+    def _hold(
+        self, batch: list[_Op], held: dict[str, tuple[float, dict[str, Any]]], *, flush_all: bool
+    ) -> list[_Op]:
+        """Hold new pending rows; turn a settle of a held row into one finished insert; release the
+        held rows that are due (all of them when stopping), ahead of the batch."""
+        now_ = time.monotonic()
+        ops: list[_Op] = []
+        for op in batch:
+            if op.kind == "open":
+                held[op.row["request_id"]] = (now_ + self.pending_hold, op.row)
+            elif op.kind == "settle" and op.row["request_id"] in held:
+                pending = held.pop(op.row["request_id"])[1]
+                ops.append(_Op("insert", {**pending, **op.row}, op.wallet, op.cost, op.future))
+            else:
+                ops.append(op)
+        due = []
+        for request_id, (write_by, _row) in held.items():
+            if write_by > now_ and not flush_all:
+                break  # insertion order is age order
+            due.append(request_id)
+        return [_Op("insert", held.pop(request_id)[1]) for request_id in due] + ops
 
     def _apply(self, conn: Connection, batch: list[_Op]) -> None:
         inserts: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -398,14 +439,13 @@ class LedgerWriter:
         for rows in inserts.values():
             conn.execute(db.ledger.insert(), rows)
         settles = [op for op in batch if op.kind == "settle"]
-        if not settles:
-            return
-        params = [{f"b_{key}": value for key, value in op.row.items()} for op in settles]
-        result = conn.execute(self._settle_sql, params)
-        if result.rowcount not in (-1, len(settles)):
-            raise RuntimeError(f"{len(settles) - result.rowcount} settlement(s) found no pending row")
+        if settles:
+            params = [{f"b_{key}": value for key, value in op.row.items()} for op in settles]
+            result = conn.execute(self._settle_sql, params)
+            if result.rowcount not in (-1, len(settles)):
+                raise RuntimeError(f"{len(settles) - result.rowcount} settlement(s) found no pending row")
         debits: dict[str, Decimal] = {}
-        for op in settles:
+        for op in batch:
             if op.wallet is not None and op.cost:
                 debits[op.wallet] = debits.get(op.wallet, Decimal(0)) + op.cost
         for team, amount in debits.items():
@@ -436,8 +476,9 @@ class LedgerWriter:
             for op in batch:
                 self._commit([op])
             return
-        self.commits += 1
-        self.writes += len(batch)
         for op in batch:
             if op.future is not None and not op.future.done():
                 op.future.set_result(None)
+
+
+_TICK = _Op("tick", {})  # the hold timer ran out: nothing new, but held rows may be due

@@ -1,0 +1,111 @@
+"""The ledger writer on a real SQLite file: held pending rows, merged finishes, durability on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from modelbus.gateway.db import open_database
+from modelbus.gateway.store import LedgerWriter, Store
+
+
+def _pending(request_id: str) -> dict:
+    return {
+        "request_id": request_id,
+        "created_at": datetime.now(UTC),
+        "key_id": "k1",
+        "team": "t1",
+        "endpoint": "chat",
+        "requested_model": "deepseek/deepseek-chat",
+        "resolved_model": "deepseek/deepseek-chat",
+        "provider": "deepseek",
+        "stream": False,
+        "status": "pending",
+        "reserved_usd": Decimal("0.01"),
+    }
+
+
+def _finished(cost: str) -> dict:
+    return {
+        "finished_at": datetime.now(UTC),
+        "status": "ok",
+        "http_status": 200,
+        "error_type": None,
+        "resolved_model": "deepseek/deepseek-chat",
+        "provider": "deepseek",
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "cached_tokens": 0,
+        "cache_creation_tokens": 0,
+        "reasoning_tokens": 0,
+        "usage_estimated": False,
+        "cost_usd": Decimal(cost),
+        "latency_ms": 12.5,
+        "ttft_ms": None,
+        "route": None,
+    }
+
+
+def _rows(engine: sa.Engine) -> dict[str, dict]:
+    with engine.connect() as conn:
+        return {row.request_id: dict(row._mapping) for row in conn.execute(sa.text("SELECT * FROM ledger"))}
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    seen: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement.split()[0].upper())
+
+    return seen
+
+
+def test_a_short_request_is_written_once_and_a_long_one_is_pending_meanwhile(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store = Store(engine)
+    store.topup("t1", Decimal("1"), None)
+    statements = _statements(engine)
+    writer = LedgerWriter(engine, pending_hold=0.3)
+    writer.start()
+
+    async def scenario() -> None:
+        writer.open(_pending("short"))
+        await writer.settle("short", _finished("0.002"), "t1", Decimal("0.002"))
+        writer.open(_pending("long"))
+        deadline = time.monotonic() + 5
+        while "long" not in _rows(engine) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert _rows(engine)["long"]["status"] == "pending"  # written once the hold ran out
+        await writer.settle("long", _finished("0.003"), "t1", Decimal("0.003"))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.stop()
+    rows = _rows(engine)
+    assert rows["short"]["status"] == "ok"
+    assert rows["short"]["key_id"] == "k1"  # the pending fields are in the merged row
+    assert rows["long"]["status"] == "ok"
+    assert store.wallets()["t1"] == Decimal("0.995")
+    # short: one INSERT; long: INSERT (pending) then UPDATE; one wallet UPDATE per commit
+    ledger_writes = [s for s in statements if s in ("INSERT", "UPDATE")]
+    assert ledger_writes.count("INSERT") == 2
+    assert ledger_writes.count("UPDATE") == 3  # long's settlement + two wallet debits
+
+
+def test_stopping_writes_held_pending_rows(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    writer = LedgerWriter(engine, pending_hold=60)
+    writer.start()
+    writer.open(_pending("in-flight"))
+    writer.stop()
+    assert _rows(engine)["in-flight"]["status"] == "pending"
+    assert Store(engine).reconcile_pending() == 1
+    assert _rows(engine)["in-flight"]["status"] == "interrupted"
