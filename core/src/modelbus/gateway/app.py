@@ -163,24 +163,29 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 async def guard_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``; if the caller disconnects first, cancel it (which cancels the upstream call)."""
-    task = asyncio.ensure_future(work)
+    """Await ``work`` in this task; if the caller disconnects first, cancel it (which cancels the
+    upstream call) and raise :class:`ClientDisconnected`. One watcher task per call, no other."""
+    current = asyncio.current_task()
+    assert current is not None
+    hung_up = False
 
     async def watch() -> None:
+        nonlocal hung_up
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        hung_up = True
+        current.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not hung_up:
+            raise  # cancelled from outside (shutdown): not ours to swallow
+        current.uncancel()
+        raise ClientDisconnected from None
     finally:
         watcher.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, ModelbusError):
-        await task
-    raise ClientDisconnected
 
 
 def month_range(month: str) -> tuple[datetime, datetime]:
