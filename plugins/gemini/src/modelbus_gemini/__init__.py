@@ -17,6 +17,7 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from modelbus.context import StreamState
@@ -113,6 +114,17 @@ def gemini_generation(model_id: str) -> int | None:
     """The major version in a Gemini model id (``gemini-3.8-flash`` -> 3), if it has one."""
     match = _MODEL_GENERATION.match(model_id)
     return int(match.group(1)) if match else None
+
+
+@dataclass(slots=True)
+class _Candidates:
+    """What a stream remembers about its candidates, by candidate index (``state.scratch["candidates"]``)."""
+
+    started: set[int] = field(default_factory=set)  # sent their first chunk (with the role)
+    finished: set[int] = field(default_factory=set)  # sent a finishReason
+    called: set[int] = field(default_factory=set)  # called a tool
+    next_tool: dict[int, int] = field(default_factory=dict)  # position of the next tool call
+    signatures: dict[int, Signatures] = field(default_factory=dict)  # thought signatures so far
 
 
 class GeminiProvider(ProviderPlugin):
@@ -386,29 +398,26 @@ class GeminiProvider(ProviderPlugin):
                 state.done = True
                 raise blocked
             return [state.chunk(usage=usage)] if usage is not None else []
-        scratch = state.scratch
-        finished: set[int] = scratch.setdefault("finished", set())
-        chunks = []
-        for position, candidate in enumerate(candidates):
-            index = candidate.get("index", position)
-            chunks.append(self._candidate_chunk(candidate, index, state))
-        if chunks:
-            chunks[-1].usage = usage
-        if len(finished) >= (state.request.n or 1):
+        seen: _Candidates | None = state.scratch.get("candidates")
+        if seen is None:
+            seen = state.scratch["candidates"] = _Candidates()
+        chunks = [
+            self._candidate_chunk(candidate, candidate.get("index", position), state, seen)
+            for position, candidate in enumerate(candidates)
+        ]
+        chunks[-1].usage = usage
+        if len(seen.finished) >= (state.request.n or 1):
             state.may_end = True  # complete; a trailing usage-only event may still follow before close
         return chunks
 
-    def _candidate_chunk(self, candidate: dict[str, Any], index: int, state: StreamState) -> ChatChunk:
-        scratch = state.scratch
+    def _candidate_chunk(
+        self, candidate: dict[str, Any], index: int, state: StreamState, seen: _Candidates
+    ) -> ChatChunk:
         parsed = parse_parts((candidate.get("content") or {}).get("parts") or [])
-        next_tool: dict[int, int] = scratch.setdefault("next_tool", {})
-        called: set[int] = scratch.setdefault("called", set())
-        signatures: dict[int, Signatures] = scratch.setdefault("signatures", {})
-        started: set[int] = scratch.setdefault("started", set())
         deltas = []
         for call in parsed.tool_calls:  # Gemini sends each call whole, in one part
-            position = next_tool.get(index, 0)
-            next_tool[index] = position + 1
+            position = seen.next_tool.get(index, 0)
+            seen.next_tool[index] = position + 1
             deltas.append(
                 ToolCallDelta(
                     index=position,
@@ -418,20 +427,24 @@ class GeminiProvider(ProviderPlugin):
                 )
             )
         if deltas:
-            called.add(index)
+            seen.called.add(index)
         signature = None
-        if parsed.signatures and signatures.setdefault(index, Signatures()).update(parsed.signatures):
-            signature = signatures[index].encode()  # cumulative: the accumulator keeps the last value
+        if parsed.signatures:
+            signatures = seen.signatures.get(index)
+            if signatures is None:
+                signatures = seen.signatures[index] = Signatures()
+            if signatures.update(parsed.signatures):
+                signature = signatures.encode()  # cumulative: the accumulator keeps the last value
         native = candidate.get("finishReason")
         if native:
-            scratch.setdefault("finished", set()).add(index)
-        role = None if index in started else "assistant"
-        started.add(index)
+            seen.finished.add(index)
+        role = None if index in seen.started else "assistant"
+        seen.started.add(index)
         return state.chunk(
             content="".join(parsed.texts) or None,
             reasoning_content=parsed.reasoning or None,
             tool_calls=deltas or None,
-            finish_reason=self.finish_reason(native, called_tools=index in called),
+            finish_reason=self.finish_reason(native, called_tools=index in seen.called),
             native_finish_reason=native,
             role=role,
             index=index,
