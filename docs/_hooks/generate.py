@@ -338,9 +338,6 @@ _DESCRIPTIONS = {
     ("GatewaySettings", "shutdown_grace_seconds"): "How long a shutdown waits for in-flight requests.",
 }
 
-# Said after the code's description: where the code does not (yet) do what the field promises.
-_CAVEATS: dict[tuple[str, str], str] = {}
-
 
 def _default(model: type, name: str, field: Any) -> str:
     special = _DEFAULT_TEXT.get((model.__name__, name))
@@ -366,10 +363,7 @@ def settings_table(model: type, *, skip: tuple[str, ...] = ()) -> str:
     for name, field in model.model_fields.items():  # type: ignore[attr-defined]
         if name in skip or field.exclude:
             continue
-        key = (model.__name__, name)
-        description = field.description or _DESCRIPTIONS.get(key, "")
-        if key in _CAVEATS:
-            description += f" **{_CAVEATS[key]}**"
+        description = field.description or _DESCRIPTIONS.get((model.__name__, name), "")
         lines.append(
             f"| `{name}` | {_type_name(field.annotation)} | {_default(model, name, field)} "
             f"| {_cell(description)} |"
