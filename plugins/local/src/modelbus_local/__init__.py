@@ -31,7 +31,6 @@ from modelbus import hookimpl
 from modelbus.errors import (
     BadRequestError,
     ConfigError,
-    ContextLengthExceededError,
     ModelbusError,
     ModelNotFoundError,
     UnsupportedFeatureError,
@@ -138,12 +137,12 @@ class Local(OpenAICompatibleProvider):
         "price": PRICE,
         "description": "a GGUF file from [providers.local] models, in llama.cpp's embedding mode",
     }
+    # the local transport's codes; context_length_exceeded is one of OpenAI's, in the base's table already
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {
         "model_not_found": ModelNotFoundError,
         "model_load_failed": ConfigError,
         "local_runtime_missing": ConfigError,
         "unsupported_parameter": UnsupportedFeatureError,
-        "context_length_exceeded": ContextLengthExceededError,
         "invalid_request": BadRequestError,
         "local_inference_error": UpstreamServerError,
     }

@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 from modelbus.errors import (
     AuthenticationError,
-    ContentFilteredError,
     ModelbusError,
     NotFoundError,
     OverloadedError,
@@ -70,8 +69,7 @@ class Moonshot(OpenAICompatibleProvider):
     reasoning_field = "reasoning_content"
     send_reasoning_history = True
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {
-        # 400
-        "content_filter": ContentFilteredError,
+        # 400: content_filter is one of OpenAI's codes, in the base's table already
         # 401 (incorrect_api_key_error on the current page, invalid_authentication_error before)
         "invalid_authentication_error": AuthenticationError,
         "incorrect_api_key_error": AuthenticationError,

@@ -24,7 +24,6 @@ from modelbus.errors import (
     BadRequestError,
     ContentFilteredError,
     ModelbusError,
-    NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
@@ -67,7 +66,8 @@ class Qwen(OpenAICompatibleProvider):
     default_region = "cn"
 
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {
-        # DashScope status codes (https://help.aliyun.com/zh/model-studio/error-code)
+        # DashScope status codes (https://help.aliyun.com/zh/model-studio/error-code); OpenAI's own
+        # (invalid_api_key, model_not_found ...) are in the base's table already
         "InvalidParameter": BadRequestError,
         "invalid_parameter_error": BadRequestError,
         "InvalidParameter.DataInspection": BadRequestError,  # media format unsupported by moderation
@@ -76,7 +76,6 @@ class Qwen(OpenAICompatibleProvider):
         "InternalError.Algo.DataInspectionFailed": ContentFilteredError,
         "Arrearage": QuotaExceededError,  # overdue account: HTTP 400, not retryable
         "InvalidApiKey": AuthenticationError,
-        "invalid_api_key": AuthenticationError,
         "AccessDenied": PermissionDeniedError,
         "AccessDenied.Unpurchased": PermissionDeniedError,
         "Throttling": RateLimitError,
@@ -86,7 +85,6 @@ class Qwen(OpenAICompatibleProvider):
         "RequestTimeOut": RequestTimeoutError,
         "InternalError": UpstreamServerError,
         "InternalError.Algo": UpstreamServerError,
-        "model_not_found": NotFoundError,
     }
 
     def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
