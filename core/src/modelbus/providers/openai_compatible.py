@@ -11,6 +11,7 @@ shapes); the OpenAPI spec at github.com/openai/openai-openapi.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any, ClassVar
 
@@ -96,6 +97,8 @@ class OpenAICompatibleProvider(ProviderPlugin):
     finish_reasons: ClassVar[dict[str, FinishReason]] = {}  # extra provider values
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {}  # provider error code/type -> class
     reasoning_field: ClassVar[str] = "reasoning_content"
+    # reasoning_effort -> the provider's own body fields sent instead (every effort a key); empty: sent as is
+    reasoning_params: ClassVar[dict[str, dict[str, Any]]] = {}
     send_reasoning_history: ClassVar[bool] = False  # replay reasoning_content of earlier turns
     extra_body: ClassVar[dict[str, Any]] = {}  # always sent
 
@@ -143,6 +146,9 @@ class OpenAICompatibleProvider(ProviderPlugin):
             body["stream"] = True
             if self.stream_usage:
                 body["stream_options"] = {"include_usage": True}
+        if self.reasoning_params and request.reasoning_effort is not None:
+            del body["reasoning_effort"]
+            body.update(copy.deepcopy(self.reasoning_params[request.reasoning_effort]))
         for canonical, native in self.param_renames.items():
             if canonical in body:
                 body[native] = body.pop(canonical)

@@ -8,7 +8,7 @@ What differs from OpenAI, and where it is handled:
 
 * regions are separate deployments with separate API keys (``regions``);
 * thinking is switched by ``enable_thinking`` / ``thinking_budget`` in the body, not ``reasoning_effort``
-  (``request_body`` maps the canonical effort, see ``THINKING``); thinking text arrives as
+  (``reasoning_params`` maps the canonical effort, see ``THINKING``); thinking text arrives as
   ``reasoning_content`` (the base's default ``reasoning_field``);
 * streamed tool-call continuation deltas carry ``"id": ""`` -- the base already treats ``""`` as no id;
 * errors carry DashScope's own codes (``Arrearage``, ``DataInspectionFailed`` ...) as well as lower-case
@@ -31,8 +31,6 @@ from modelbus.errors import (
     UpstreamServerError,
 )
 from modelbus.providers import OpenAICompatibleProvider
-from modelbus.types.chat import ChatRequest
-from modelbus.types.models import ModelInfo
 
 __all__ = ["THINKING", "Qwen", "plugin"]
 
@@ -87,16 +85,9 @@ class Qwen(OpenAICompatibleProvider):
         "InternalError.Algo": UpstreamServerError,
     }
 
-    def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
-        body = super().request_body(request, model)
-        # DashScope accepts reasoning_effort only for hosted DeepSeek models; Qwen models take
-        # enable_thinking / thinking_budget instead.
-        effort = body.pop("reasoning_effort", None)
-        if effort is not None:
-            for key, value in THINKING[effort].items():
-                if key not in request.extra:
-                    body[key] = value
-        return body
+    # DashScope accepts reasoning_effort only for hosted DeepSeek models; Qwen models take
+    # enable_thinking / thinking_budget instead.
+    reasoning_params: ClassVar[dict[str, dict[str, Any]]] = THINKING
 
 
 plugin = Qwen()

@@ -6,7 +6,7 @@ https://docs.z.ai/api-reference/api-code. What differs from OpenAI, and where it
 
 * ``temperature`` is [0, 1] and ``top_p`` [0.01, 1] (canonical: [0, 2] and [0, 1]): clamped to the nearest
   bound in ``request_body`` (``SAMPLING_RANGES``); values inside GLM's range pass unchanged.
-* thinking is ``thinking: {"type": "enabled" | "disabled"}``, not ``reasoning_effort`` (``request_body``);
+* thinking is ``thinking: {"type": "enabled" | "disabled"}``, not ``reasoning_effort`` (``reasoning_params``);
 * ``tool_choice`` accepts only ``"auto"``: ``"none"`` is honoured by not sending the tools, a forced choice is
   refused; ``stop`` takes at most one sequence; ``user`` is called ``user_id``;
 * stream usage arrives in the last content chunk without ``stream_options`` (not in GLM's schema: not sent);
@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -44,7 +44,7 @@ from modelbus.errors import (
 )
 from modelbus.http import HttpRequest
 from modelbus.providers import OpenAICompatibleProvider
-from modelbus.types.chat import ChatRequest, FinishReason
+from modelbus.types.chat import ChatRequest, FinishReason, ReasoningEffort
 from modelbus.types.models import ModelInfo, ProviderSettings
 
 __all__ = ["SAMPLING_RANGES", "Zhipu", "ZhipuSettings", "jwt_token", "plugin"]
@@ -99,6 +99,11 @@ class Zhipu(OpenAICompatibleProvider):
     default_region = "cn"
     settings_model = ZhipuSettings
 
+    # "none" and "minimal" switch thinking off, every other effort on (GLM has no budget levels)
+    reasoning_params: ClassVar[dict[str, dict[str, Any]]] = {
+        effort: {"thinking": {"type": "disabled" if effort in ("none", "minimal") else "enabled"}}
+        for effort in get_args(ReasoningEffort)
+    }
     stream_usage = False  # usage comes in the last content chunk; stream_options is not in GLM's schema
     param_renames: ClassVar[dict[str, str]] = {"user": "user_id"}
     finish_reasons: ClassVar[dict[str, FinishReason]] = {
@@ -143,9 +148,6 @@ class Zhipu(OpenAICompatibleProvider):
 
     def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
         body = super().request_body(request, model)
-        effort = body.pop("reasoning_effort", None)
-        if effort is not None and "thinking" not in request.extra:
-            body["thinking"] = {"type": "disabled" if effort in ("none", "minimal") else "enabled"}
         for field, (low, high) in SAMPLING_RANGES.items():
             if field in body:
                 body[field] = min(max(body[field], low), high)
