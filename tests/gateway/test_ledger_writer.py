@@ -104,8 +104,16 @@ def test_stopping_writes_held_pending_rows(tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
     writer = LedgerWriter(engine, pending_hold=60)
     writer.start()
-    writer.open(_pending("in-flight"))
-    writer.stop()
+
+    async def scenario() -> None:
+        writer.open(_pending("in-flight"))  # held on the loop, far from due
+        writer.open(_pending("in-flight-2"))
+        await asyncio.sleep(0.2)
+        assert _rows(engine) == {}
+        writer.flush_held()  # what the gateway does at shutdown, before stopping the writer
+        await asyncio.to_thread(writer.stop)
+
+    asyncio.run(scenario())
     assert _rows(engine)["in-flight"]["status"] == "pending"
-    assert Store(engine).reconcile_pending() == 1
+    assert Store(engine).reconcile_pending() == 2
     assert _rows(engine)["in-flight"]["status"] == "interrupted"

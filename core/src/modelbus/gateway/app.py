@@ -114,6 +114,7 @@ class Gateway:
         if self._probes is not None:
             self._probes.cancel()
         if self.service is not None:
+            self.service.writer.flush_held()
             await asyncio.to_thread(self.service.writer.stop)
             await self.service.client.aclose()
         if self.engine is not None:

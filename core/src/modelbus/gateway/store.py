@@ -294,7 +294,7 @@ PENDING_HOLD_SECONDS = 0.5  # a pending row is written this long after its reque
 
 @dataclass
 class _Op:
-    kind: str  # "open" (a pending row), "insert" (a finished row) or "settle" (finish a pending row)
+    kind: str  # "insert" (a pending or finished row) or "settle" (finish a pending row)
     row: dict[str, Any]
     wallet: str | None = None  # debited by ``cost`` in the same transaction
     cost: Decimal = Decimal(0)
@@ -324,6 +324,9 @@ class LedgerWriter:
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
+        # pending rows not written yet, oldest first: request id -> (write by, row); event-loop side
+        self._held: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
         ledger = db.ledger
         self._settle_sql = (
             ledger.update()
@@ -348,8 +351,16 @@ class LedgerWriter:
             finally:
                 self._conn = None
 
+    def flush_held(self) -> None:
+        """Queue every held pending row now (on the event loop, before :meth:`stop` at shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._release(float("inf"))
+
     def stop(self) -> None:
         """Flush everything queued (held pending rows included), then stop."""
+        self._release(float("inf"))
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(60)
@@ -358,8 +369,34 @@ class LedgerWriter:
     # -- operations -----------------------------------------------------------------------------
 
     def open(self, row: dict[str, Any]) -> None:
-        """Record a request as pending (not awaited: ordering guarantees it precedes its settle)."""
-        self._queue.put(_Op("open", row))
+        """Record a request as pending (not awaited). Called on the event loop: the row is held there
+        until it is due or its request settles, so a short request wakes the writer thread once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (scripts, tests): write it as it comes
+            self._queue.put(_Op("insert", row))
+            return
+        self._held[row["request_id"]] = (time.monotonic() + self.pending_hold, row)
+        if self._timer is None:
+            self._timer = loop.call_later(self.pending_hold, self._release_due)
+
+    def _release(self, now_: float) -> float | None:
+        """Queue the held rows due by ``now_`` (as pending inserts); returns when the next is due."""
+        while self._held:
+            request_id, (write_by, row) = next(iter(self._held.items()))
+            if write_by > now_:
+                return write_by
+            del self._held[request_id]
+            self._queue.put(_Op("insert", row))
+        return None
+
+    def _release_due(self) -> None:
+        next_due = self._release(time.monotonic())
+        self._timer = (
+            None
+            if next_due is None
+            else asyncio.get_running_loop().call_later(next_due - time.monotonic(), self._release_due)
+        )
 
     async def settle(
         self, request_id: str, values: dict[str, Any], wallet: str | None, cost: Decimal
@@ -371,7 +408,11 @@ class LedgerWriter:
         row = {name: values.get(name) for name in SETTLE_COLUMNS}
         row["request_id"] = request_id
         future: Future[None] = Future()
-        self._queue.put(_Op("settle", row, wallet, cost, future))
+        held = self._held.pop(request_id, None)
+        if held is not None:  # never written: write the finished row in one go
+            self._queue.put(_Op("insert", {**held[1], **row}, wallet, cost, future))
+        else:
+            self._queue.put(_Op("settle", row, wallet, cost, future))
         await asyncio.wrap_future(future)
 
     async def record(self, row: dict[str, Any]) -> None:
@@ -383,18 +424,11 @@ class LedgerWriter:
     # -- the thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        held: dict[str, tuple[float, dict[str, Any]]] = {}  # request id -> (write by, pending row)
         stop = False
         while not stop:
-            timeout = max(next(iter(held.values()))[0] - time.monotonic(), 0.0) if held else None
-            batch: list[_Op] = []
-            try:
-                first = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                first = _TICK
+            first = self._queue.get()
+            batch = [] if first is None else [first]
             stop = first is None
-            if first is not None and first is not _TICK:
-                batch.append(first)
             while not stop:  # group commit: take whatever queued up meanwhile
                 try:
                     op = self._queue.get_nowait()
@@ -404,32 +438,9 @@ class LedgerWriter:
                     stop = True
                 else:
                     batch.append(op)
-            ops = self._hold(batch, held, flush_all=stop)
-            if ops:
-                self._commit(ops)
+            if batch:
+                self._commit(batch)
         self._drop_connection()
-
-    def _hold(
-        self, batch: list[_Op], held: dict[str, tuple[float, dict[str, Any]]], *, flush_all: bool
-    ) -> list[_Op]:
-        """Hold new pending rows; turn a settle of a held row into one finished insert; release the
-        held rows that are due (all of them when stopping), ahead of the batch."""
-        now_ = time.monotonic()
-        ops: list[_Op] = []
-        for op in batch:
-            if op.kind == "open":
-                held[op.row["request_id"]] = (now_ + self.pending_hold, op.row)
-            elif op.kind == "settle" and op.row["request_id"] in held:
-                pending = held.pop(op.row["request_id"])[1]
-                ops.append(_Op("insert", {**pending, **op.row}, op.wallet, op.cost, op.future))
-            else:
-                ops.append(op)
-        due = []
-        for request_id, (write_by, _row) in held.items():
-            if write_by > now_ and not flush_all:
-                break  # insertion order is age order
-            due.append(request_id)
-        return [_Op("insert", held.pop(request_id)[1]) for request_id in due] + ops
 
     def _apply(self, conn: Connection, batch: list[_Op]) -> None:
         inserts: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -479,6 +490,3 @@ class LedgerWriter:
         for op in batch:
             if op.future is not None and not op.future.done():
                 op.future.set_result(None)
-
-
-_TICK = _Op("tick", {})  # the hold timer ran out: nothing new, but held rows may be due
