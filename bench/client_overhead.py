@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from _procs import free_port, spawn
 from httpx_aiohttp import AiohttpTransport
 
 from modelbus import AsyncClient
@@ -48,35 +48,9 @@ class BenchProvider(OpenAICompatibleProvider):
         return load_model_table(MODELS_TOML, provider=self.name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_upstream(port: int, latency: float) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelbus.testing.fake_upstream",
-            "--port",
-            str(port),
-            "--latency",
-            str(latency),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("FakeUpstream did not start")
+    args = [sys.executable, "-m", "modelbus.testing.fake_upstream", "--port", str(port)]
+    return spawn([*args, "--latency", str(latency)], port, timeout=10)
 
 
 BODY = {"model": "bench-chat", "messages": [{"role": "user", "content": "Say hello in five words."}]}

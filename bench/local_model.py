@@ -303,34 +303,26 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def start_gateway(config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str, str]:
     """`modelbus serve` on a free port with ``config``; (process, base URL, virtual key)."""
-    import socket
     import tempfile
 
     import httpx
+    from _procs import free_port, spawn
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="modelbus-local-bench-"))
     local = config["providers"]["local"]
     lines = ["[providers.local]"] + [f"{key} = {json.dumps(value)}" for key, value in local.items()]
     lines += ["[gateway]", f'database_url = "sqlite:///{folder / "ledger.db"}"', "log_requests = false"]
     (folder / "config.toml").write_text("\n".join(lines) + "\n")
     master = "bench-master-key-0123456789"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelbus", "serve", "--port", str(port)],
-        env={**os.environ, "MODELBUS_CONFIG": str(folder / "config.toml"), "MODELBUS_MASTER_KEY": master},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    process = spawn(
+        [sys.executable, "-m", "modelbus", "serve", "--port", str(port)],
+        port,
+        env={"MODELBUS_CONFIG": str(folder / "config.toml"), "MODELBUS_MASTER_KEY": master},
+        timeout=60,
+        ready_url=url + "/health/ready",
+    )
     key = httpx.post(url + "/admin/keys", headers={"Authorization": f"Bearer {master}"}, json={}).json()[
         "key"
     ]
