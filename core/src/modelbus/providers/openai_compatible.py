@@ -94,6 +94,8 @@ class OpenAICompatibleProvider(ProviderPlugin):
     done_marker: ClassVar[str] = "[DONE]"
     param_renames: ClassVar[dict[str, str]] = {}  # canonical name -> provider's name
     max_tokens_param: ClassVar[str] = "max_tokens"
+    tool_choice_values: ClassVar[dict[str, str]] = {}  # canonical tool_choice string -> the provider's word
+    omit_tools_for_none: ClassVar[bool] = False  # tool_choice "none" unsupported: send no tools instead
     finish_reasons: ClassVar[dict[str, FinishReason]] = {}  # extra provider values
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {}  # provider error code/type -> class
     reasoning_field: ClassVar[str] = "reasoning_content"
@@ -134,12 +136,14 @@ class OpenAICompatibleProvider(ProviderPlugin):
             value = getattr(request, field)
             if value is not None:
                 body[self.max_tokens_param if field == "max_tokens" else field] = value
-        if request.tools:
-            body["tools"] = [tool.to_wire() for tool in request.tools]
-        if request.tool_choice is not None:
-            body["tool_choice"] = (
-                request.tool_choice if isinstance(request.tool_choice, str) else request.tool_choice.to_wire()
-            )
+        choice = request.tool_choice
+        if not (self.omit_tools_for_none and choice == "none"):
+            if request.tools:
+                body["tools"] = [tool.to_wire() for tool in request.tools]
+            if isinstance(choice, str):
+                body["tool_choice"] = self.tool_choice_values.get(choice, choice)
+            elif choice is not None:
+                body["tool_choice"] = choice.to_wire()
         if request.response_format is not None:
             body["response_format"] = request.response_format.to_wire()
         if request.stream:

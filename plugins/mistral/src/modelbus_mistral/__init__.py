@@ -4,7 +4,7 @@ Mistral speaks OpenAI Chat Completions with these differences (https://docs.mist
 the official SDK ``mistralai/client-python`` generated from the same OpenAPI spec):
 
 * ``seed`` is called ``random_seed``; ``safe_prompt`` is Mistral-only and travels in ``extra``.
-* ``tool_choice`` takes ``"any"`` where OpenAI says ``"required"``.
+* ``tool_choice`` takes ``"any"`` where OpenAI says ``"required"`` (``tool_choice_values``).
 * tool-call ids must match ``^[a-zA-Z0-9]{9}$``. Ids minted by other providers (``call_abc123``) in the
   conversation history are rejected with a 400, so they are rewritten, deterministically and the same way
   in assistant ``tool_calls[].id`` and in the tool message's ``tool_call_id``.
@@ -96,15 +96,14 @@ class Mistral(OpenAICompatibleProvider):
 
     stream_usage: ClassVar[bool] = False  # stream_options is not in the request schema
     param_renames: ClassVar[dict[str, str]] = {"seed": "random_seed"}
+    tool_choice_values: ClassVar[dict[str, str]] = {"required": "any"}
     finish_reasons: ClassVar[dict[str, FinishReason]] = {"model_length": "length", "error": "error"}
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {"rate_limited": RateLimitError}
 
-    # -- request: tool_choice "any" and tool-call ids ----------------------------------------------
+    # -- request: tool-call ids --------------------------------------------------------------------
 
     def request_body(self, request: ChatRequest, model: ModelInfo) -> dict[str, Any]:
         body = super().request_body(request, model)
-        if body.get("tool_choice") == "required":
-            body["tool_choice"] = "any"
         _rewrite_tool_call_ids(body["messages"])
         return body
 

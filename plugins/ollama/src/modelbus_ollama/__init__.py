@@ -17,7 +17,7 @@ Sources: ``ollama/ollama`` ``docs/api/openai-compatibility.mdx`` (what ``/v1`` s
 * Thinking text is ``message.reasoning`` / ``delta.reasoning``; it is sent back on assistant turns (the
   shim forwards it as native ``thinking``).
 * ``tool_choice`` is not supported by the shim (dropped silently): ``"none"`` is emulated by not sending
-  the tools; other values are sent and ignored by the server.
+  the tools (``omit_tools_for_none``); other values are sent and ignored by the server.
 * Images: only ``data:`` URLs; an http(s) image URL is refused before sending.
 * Prices are 0 (local inference).
 """
@@ -86,6 +86,7 @@ class Ollama(OpenAICompatibleProvider):
     health_path: ClassVar[str] = "/api/version"  # native: cheap, needs no model loaded
     reasoning_field: ClassVar[str] = "reasoning"
     send_reasoning_history: ClassVar[bool] = True
+    omit_tools_for_none: ClassVar[bool] = True  # the shim drops tool_choice: "none" means sending no tools
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = {
         # the shim's only 404 on /v1/chat/completions and /v1/embeddings: 'model "x" not found, try
         # pulling it first'
@@ -105,11 +106,7 @@ class Ollama(OpenAICompatibleProvider):
                             model=model.id,
                             param="messages",
                         )
-        body = super().request_body(request, model)
-        if body.get("tool_choice") == "none":  # not supported by the shim: emulate by sending no tools
-            body.pop("tool_choice")
-            body.pop("tools", None)
-        return body
+        return super().request_body(request, model)
 
     def translate_request(
         self, request: ChatRequest, model: ModelInfo, settings: ProviderSettings, base_url: str

@@ -7,8 +7,9 @@ https://docs.z.ai/api-reference/api-code. What differs from OpenAI, and where it
 * ``temperature`` is [0, 1] and ``top_p`` [0.01, 1] (canonical: [0, 2] and [0, 1]): clamped to the nearest
   bound in ``request_body`` (``SAMPLING_RANGES``); values inside GLM's range pass unchanged.
 * thinking is ``thinking: {"type": "enabled" | "disabled"}``, not ``reasoning_effort`` (``reasoning_params``);
-* ``tool_choice`` accepts only ``"auto"``: ``"none"`` is honoured by not sending the tools, a forced choice is
-  refused; ``stop`` takes at most one sequence; ``user`` is called ``user_id``;
+* ``tool_choice`` accepts only ``"auto"``: ``"none"`` is honoured by not sending the tools
+  (``omit_tools_for_none``), a forced choice is refused; ``stop`` takes at most one sequence; ``user`` is
+  called ``user_id``;
 * stream usage arrives in the last content chunk without ``stream_options`` (not in GLM's schema: not sent);
 * ``finish_reason`` adds ``sensitive`` (safety review), ``network_error`` and
   ``model_context_window_exceeded``;
@@ -104,6 +105,7 @@ class Zhipu(OpenAICompatibleProvider):
         effort: {"thinking": {"type": "disabled" if effort in ("none", "minimal") else "enabled"}}
         for effort in get_args(ReasoningEffort)
     }
+    omit_tools_for_none = True  # GLM only knows "auto": not offering the tools has the same effect as "none"
     stream_usage = False  # usage comes in the last content chunk; stream_options is not in GLM's schema
     param_renames: ClassVar[dict[str, str]] = {"user": "user_id"}
     finish_reasons: ClassVar[dict[str, FinishReason]] = {
@@ -158,10 +160,7 @@ class Zhipu(OpenAICompatibleProvider):
                 model=model.id,
                 param="stop",
             )
-        if request.tool_choice == "none":
-            body.pop("tools", None)  # GLM only knows "auto": not offering the tools has the same effect
-            body.pop("tool_choice", None)
-        elif request.tool_choice not in (None, "auto"):
+        if request.tool_choice not in (None, "auto", "none"):
             raise UnsupportedFeatureError(
                 f"{model.full_id} supports only tool_choice 'auto' (or 'none')",
                 provider=self.name,
