@@ -67,6 +67,10 @@ class {{ cookiecutter.__class_name }}(OpenAICompatibleProvider):
     param_renames: ClassVar[dict[str, str]] = {}  # canonical request field -> the provider's name
     finish_reasons: ClassVar[dict[str, FinishReason]] = {}  # extra finish_reason values
     reasoning_field: ClassVar[str] = "reasoning_content"  # where reasoning text arrives, if any
+    # reasoning_effort -> the provider's own fields sent instead, e.g. {"none": {"thinking": False}, ...}
+    reasoning_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    tool_choice_values: ClassVar[dict[str, str]] = {}  # e.g. {"required": "any"}
+    omit_tools_for_none: ClassVar[bool] = False  # True: tool_choice "none" is sent as no tools at all
     extra_body: ClassVar[dict[str, Any]] = {}  # fields sent with every chat request
     error_codes: ClassVar[dict[str, type[ModelbusError]]] = ERROR_CODES
 
