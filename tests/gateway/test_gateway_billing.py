@@ -555,9 +555,15 @@ def test_admin_limits_are_validated_for_keys_and_teams_alike(gateway: GatewayThr
     # nothing half-stored: the team was never created, no key exists
     assert gateway.service.store.get_team("validated") is None
     assert gateway.admin("GET", "/admin/keys").json()["data"] == []
-    created = gateway.admin("PUT", "/admin/teams/validated", json={"budget_period": "daily", "rpm": 5})
+    created = gateway.admin(
+        "PUT", "/admin/teams/validated", json={"budget_period": "daily", "rpm": 5, "budget_usd": 0}
+    )
     assert created.status_code == 200
     assert created.json()["budget_period"] == "daily"
+    assert Decimal(created.json()["budget_usd"]) == 0  # a zero budget is shown, not dropped
+    listed = gateway.admin("GET", "/admin/teams").json()["data"]
+    assert [team["team"] for team in listed] == ["validated"]
+    assert listed[0]["rpm"] == 5
 
 
 def test_teams_cli_rejects_an_unknown_budget_period(gateway: GatewayThread, tmp_path: Path) -> None:
@@ -595,3 +601,21 @@ def test_teams_cli_rejects_an_unknown_budget_period(gateway: GatewayThread, tmp_
     )
     assert result.returncode != 0
     assert "--budget must be a finite amount" in result.stderr
+    subprocess.run(
+        [sys.executable, "-m", "modelbus", "teams", "set", "ops", "--rpm", "7"], env=env, check=True
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "modelbus", "teams", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(listed.stdout)[0] == {
+        "team": "ops",
+        "budget_usd": None,
+        "budget_period": "monthly",
+        "rpm": 7,
+        "tpm": None,
+        "models": None,
+    }

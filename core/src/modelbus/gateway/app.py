@@ -30,6 +30,7 @@ from modelbus.errors import BadRequestError, ModelbusError
 from modelbus.gateway.admin_fields import KEY_FIELDS, TEAM_FIELDS, limit_fields, money, timestamp
 from modelbus.gateway.db import open_database
 from modelbus.gateway.errors import AdminAuthError, NotFound, RequestTooLargeError
+from modelbus.gateway.keys import bearer_token
 from modelbus.gateway.metrics import Metrics
 from modelbus.gateway.service import Caller, GatewayService, Job, dumps, error_body, http_status_for
 from modelbus.gateway.settings import GatewaySettings
@@ -133,8 +134,7 @@ class Gateway:
             raise AdminAuthError(
                 "the admin API is disabled: set MODELBUS_MASTER_KEY (or [gateway] master_key)"
             )
-        header = request.headers.get("authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        given = bearer_token(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(given.encode(), master.get_secret_value().encode()):
             raise AdminAuthError("the admin API needs the master key")
 
@@ -229,6 +229,17 @@ def rows_as_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _team_view(team: Any) -> dict[str, Any]:
+    return {
+        "team": team.name,
+        "budget_usd": str(team.budget_usd) if team.budget_usd is not None else None,
+        "budget_period": team.budget_period,
+        "rpm": team.rpm,
+        "tpm": team.tpm,
+        "models": list(team.models) if team.models else None,
+    }
+
+
 def _key_view(record: Any) -> dict[str, Any]:
     return {
         "key_id": record.key_id,
@@ -266,7 +277,7 @@ def create_app(
         try:
             caller = await svc.authenticate(request.headers.get("authorization"))
             body = await read_json(request, gateway.settings.max_request_bytes)
-            return svc.admit(caller, body, endpoint, request.state.body_bytes, dict(request.headers))
+            return svc.admit(caller, body, endpoint, request.state.body_bytes, request.headers)
         except ModelbusError as error:
             request_id = await svc.refuse(caller, endpoint, body, error, started)
             return error_response(error, request_id)
@@ -386,16 +397,12 @@ def create_app(
         name = request.path_params["team"]
         team = await asyncio.to_thread(gateway.svc.store.set_team, name, **fields)
         gateway.svc.forget_team(name)
-        return JSONResponse(
-            {
-                "team": team.name,
-                "budget_usd": str(team.budget_usd) if team.budget_usd else None,
-                "budget_period": team.budget_period,
-                "rpm": team.rpm,
-                "tpm": team.tpm,
-                "models": list(team.models) if team.models else None,
-            }
-        )
+        return JSONResponse(_team_view(team))
+
+    async def list_teams(request: Request) -> Response:
+        gateway.require_master(request)
+        teams = await asyncio.to_thread(gateway.svc.store.list_teams)
+        return JSONResponse({"data": [_team_view(team) for team in teams]})
 
     async def topup(request: Request) -> Response:
         gateway.require_master(request)
@@ -460,8 +467,7 @@ def create_app(
             request.url.path,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-        error = ModelbusError("internal gateway error; see the gateway's logs")
-        return Response(dumps(error_body(error)), status_code=500, media_type="application/json")
+        return error_response(ModelbusError("internal gateway error; see the gateway's logs"))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -483,6 +489,7 @@ def create_app(
         Route("/admin/keys", create_key, methods=["POST"]),
         Route("/admin/keys", list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/admin/teams", list_teams, methods=["GET"]),
         Route("/admin/teams/{team}", set_team, methods=["PUT"]),
         Route("/admin/teams/{team}/wallet", topup, methods=["POST"]),
         Route("/admin/wallets", wallets, methods=["GET"]),

@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
             raise BadRequestError(f"no active key {key_id!r}")
         err.print(f"revoked {key_id}")
 
-    teams = typer.Typer(help="Teams: budgets, limits, allowed models.", no_args_is_help=True)
+    teams = typer.Typer(help="Teams: budgets, limits, allowed models; list them.", no_args_is_help=True)
     app.add_typer(teams, name="teams")
 
     @teams.command("set")
@@ -186,6 +186,13 @@ def register(app: typer.Typer) -> None:
             f"team {team.name}: budget {team.budget_usd or '-'} ({team.budget_period}), "
             f"rpm {team.rpm or '-'}, tpm {team.tpm or '-'}"
         )
+
+    @teams.command("list")
+    def teams_list(database_url: DatabaseOption = None, config: ConfigOption = None) -> None:
+        """List teams and their limits."""
+        from modelbus.gateway.app import _team_view
+
+        out.print_json(json.dumps([_team_view(team) for team in _store(config, database_url).list_teams()]))
 
     wallet = typer.Typer(help="Prepaid team wallets.", no_args_is_help=True)
     app.add_typer(wallet, name="wallet")
@@ -223,13 +230,13 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Invoices and exports from the usage ledger."""
-        from modelbus.gateway.app import month_range, rows_as_csv, usage_query
+        from modelbus.gateway.app import rows_as_csv, usage_query
 
         if output_format not in ("json", "csv"):
             raise BadRequestError("--format is json or csv")
         store = _store(config, database_url)
-        query = usage_query({"group_by": group_by or ""})
-        start, end = month_range(month) if month else (None, None)
+        query = usage_query({"group_by": group_by or "", "month": month})
+        start, end = query["start"], query["end"]
         if rows:
             data = store.ledger_rows(start=start, end=end, team=team, key_id=key)
             data = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,6 +26,13 @@ def new_key() -> tuple[str, str, str]:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    if not authorization or authorization[:7].lower() != "bearer ":
+        return None
+    return authorization[7:].strip()
 
 
 def split_key(key: str) -> tuple[str, str] | None:
@@ -69,4 +76,3 @@ class TeamRecord:
     rpm: int | None = None
     tpm: int | None = None
     models: tuple[str, ...] | None = None
-    extra: dict[str, object] = field(default_factory=dict)

@@ -17,7 +17,7 @@ import asyncio
 import fnmatch
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,8 +36,8 @@ from modelbus.errors import (
 )
 from modelbus.gateway.admin_fields import PERIODS
 from modelbus.gateway.billing import worst_case_cost
-from modelbus.gateway.errors import InvalidKeyError, ModelNotAllowedError
-from modelbus.gateway.keys import KeyRecord, TeamRecord, secret_matches, split_key
+from modelbus.gateway.errors import AdminAuthError, InvalidKeyError, ModelNotAllowedError
+from modelbus.gateway.keys import KeyRecord, TeamRecord, bearer_token, secret_matches, split_key
 from modelbus.gateway.logs import ACCESS
 from modelbus.gateway.metrics import Metrics
 from modelbus.gateway.settings import GatewaySettings
@@ -60,10 +60,6 @@ KEY_CACHE_SECONDS = 5.0  # CLI revocations reach a running gateway within this t
 class Caller:
     key: KeyRecord
     team: TeamRecord | None
-
-    @property
-    def log_content(self) -> bool:
-        return self.key.log_content
 
 
 @dataclass
@@ -90,6 +86,10 @@ class Job:
     request: ChatRequest | EmbeddingRequest
     model: ModelInfo
     reservation: Reservation
+    virtual: bool = False  # a router model: ``model`` only sized the reservation
+    expected_tokens: int = 0  # counted against TPM limits at admission, corrected at settlement
+    log_content: bool = False  # prompt and completion text go to the access log
+    completion_text: str | None = None
     started: float = field(default_factory=time.monotonic)
     span: Any = None
 
@@ -115,7 +115,7 @@ ROUTING_HEADERS = {
 }
 
 
-def routing_metadata(headers: dict[str, str]) -> dict[str, str]:
+def routing_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """Routing hints sent as ``x-modelbus-*`` headers, as the request metadata keys the router reads."""
     return {key: headers[name] for name, key in ROUTING_HEADERS.items() if headers.get(name)}
 
@@ -136,12 +136,7 @@ def error_body(error: ModelbusError) -> dict[str, Any]:
 
 def http_status_for(error: ModelbusError) -> int:
     """The status the caller sees. Upstream credential failures are the gateway's problem: 502."""
-    from modelbus.gateway import errors as gateway_errors
-
-    own = isinstance(
-        error,
-        gateway_errors.InvalidKeyError | gateway_errors.AdminAuthError | gateway_errors.ModelNotAllowedError,
-    )
+    own = isinstance(error, InvalidKeyError | AdminAuthError | ModelNotAllowedError)
     if isinstance(error, AuthenticationError | PermissionDeniedError) and not own:
         return 502
     return error.http_status
@@ -192,9 +187,10 @@ class GatewayService:
     # -- identity ----------------------------------------------------------------------------------
 
     async def authenticate(self, authorization: str | None) -> Caller:
-        if not authorization or not authorization.lower().startswith("bearer "):
+        token = bearer_token(authorization)
+        if token is None:
             raise InvalidKeyError("missing API key: send 'Authorization: Bearer mb-...'")
-        parts = split_key(authorization[7:].strip())
+        parts = split_key(token)
         if parts is None:
             raise InvalidKeyError("malformed API key: modelbus keys look like 'mb-<id>-<secret>'")
         key_id, secret = parts
@@ -255,39 +251,47 @@ class GatewayService:
             raise BadRequestError(f"invalid {kind} request: {message}", param=param) from None
 
     def admit(
-        self, caller: Caller, body: Any, kind: str, body_bytes: int, headers: dict[str, str] | None = None
+        self, caller: Caller, body: Any, kind: str, body_bytes: int, headers: Mapping[str, str] | None = None
     ) -> Job:
         """Validate, authorize, rate-limit and reserve; raises typed errors (nothing reserved on error)."""
         request = self._parse(body, kind)
-        routing = routing_metadata(headers or {})
+        routing = routing_metadata(headers) if headers is not None else None
         if routing and isinstance(request, ChatRequest):
             request.metadata = {**(request.metadata or {}), **routing}
         kind_name = "embedding" if kind == "embeddings" else "chat"
         router = self.client.runtime.router
-        if router is not None and router.handles(request.model):
+        virtual = router is not None and router.handles(request.model)
+
+        def cost_of(model: ModelInfo) -> Decimal:
+            return worst_case_cost(
+                request,
+                model,
+                self.client.runtime.fx_rates,
+                self.settings.default_max_output_tokens,
+                body_bytes,
+            )
+
+        if virtual:
+            assert router is not None
             if not self.allowed(caller, request.model):
                 raise ModelNotAllowedError(f"this key may not use model {request.model!r}", param="model")
             # reserve for the most expensive deployment the router might pick
-            candidates = router.candidate_models(request.model, kind_name)
-            model = max(
-                candidates,
-                key=lambda m: worst_case_cost(
-                    request,
-                    m,
-                    self.client.runtime.fx_rates,
-                    self.settings.default_max_output_tokens,
-                    body_bytes,
-                ),
+            amount, model = max(
+                ((cost_of(m), m) for m in router.candidate_models(request.model, kind_name)),
+                key=lambda pair: pair[0],
             )
         else:
             model = self.client.runtime.registry.resolve(request.model, kind=kind_name)
             if not self.allowed(caller, request.model) and not self.allowed(caller, model.full_id):
                 raise ModelNotAllowedError(f"this key may not use model {request.model!r}", param="model")
-        if isinstance(request, ChatRequest):
-            expected = estimate_prompt_tokens(request) + min(request.max_tokens or 512, 4096)
-        else:
-            expected = sum(estimate_tokens(text) for text in request.input)
+            amount = cost_of(model)
         key, team = caller.key, caller.team
+        expected = 0
+        if key.tpm is not None or (team is not None and team.tpm is not None):
+            if isinstance(request, ChatRequest):
+                expected = estimate_prompt_tokens(request) + min(request.max_tokens or 512, 4096)
+            else:
+                expected = sum(estimate_tokens(text) for text in request.input)
         self.state.check_rate(f"key:{key.key_id}", key.rpm, key.tpm, expected)
         if team is not None:
             self.state.check_rate(f"team:{team.name}", team.rpm, team.tpm, expected)
@@ -296,11 +300,18 @@ class GatewayService:
             budgets.append(Budget(f"key:{key.key_id}", key.budget_usd, key.budget_period))
         if team is not None and team.budget_usd is not None:
             budgets.append(Budget(f"team:{team.name}", team.budget_usd, team.budget_period))
-        amount = worst_case_cost(
-            request, model, self.client.runtime.fx_rates, self.settings.default_max_output_tokens, body_bytes
-        )
         reservation = self.state.reserve(amount, team.name if team else None, budgets)
-        job = Job(new_request_id(), caller, kind, request, model, reservation)
+        job = Job(
+            new_request_id(),
+            caller,
+            kind,
+            request,
+            model,
+            reservation,
+            virtual=virtual,
+            expected_tokens=expected,
+            log_content=caller.key.log_content or self.settings.log_content,
+        )
         job.span = self.telemetry.start(
             "chat" if kind == "chat" else "embeddings",
             request.model,
@@ -309,7 +320,6 @@ class GatewayService:
                 "gen_ai.request.temperature": getattr(request, "temperature", None),
             },
         )
-        job.expected_tokens = expected  # type: ignore[attr-defined]
         self.writer.open(
             {
                 "request_id": job.request_id,
@@ -318,8 +328,8 @@ class GatewayService:
                 "team": team.name if team else None,
                 "endpoint": kind,
                 "requested_model": request.model,
-                "resolved_model": None if request.model.startswith("router/") else model.full_id,
-                "provider": None if request.model.startswith("router/") else model.provider,
+                "resolved_model": None if virtual else model.full_id,
+                "provider": None if virtual else model.provider,
                 "stream": bool(getattr(request, "stream", False)),
                 "status": "pending",
                 "reserved_usd": amount,
@@ -388,7 +398,7 @@ class GatewayService:
                 "team": job.caller.team.name if job.caller.team else None,
                 **(getattr(job.request, "metadata", None) or {}),
             },
-            log_content=job.caller.log_content or self.settings.log_content,
+            log_content=job.log_content,
         )
 
     # -- settlement ----------------------------------------------------------------------------------
@@ -399,12 +409,12 @@ class GatewayService:
         usage = outcome.usage or Usage()
         self.state.settle(job.reservation, outcome.cost)
         for scope in job.scopes:
-            self.state.add_tokens(scope, usage.total_tokens - getattr(job, "expected_tokens", 0))
+            self.state.add_tokens(scope, usage.total_tokens - job.expected_tokens)
         route = outcome.route
         latency = time.monotonic() - job.started
         # a virtual model's row names what served (or was last tried), never the model the
         # reservation was sized on; when nothing was tried (no route) it names nothing
-        fallback = None if job.request.model.startswith("router/") else job.model
+        fallback = None if job.virtual else job.model
         values = {
             "finished_at": datetime.now(UTC),
             "status": outcome.status,
@@ -478,9 +488,9 @@ class GatewayService:
                 "completion_tokens": values["completion_tokens"],
                 "cost_usd": str(outcome.cost),
             }
-            if job.caller.log_content or self.settings.log_content:
+            if job.log_content:
                 fields["prompt"] = _prompt_text(job.request)
-                fields["completion"] = getattr(job, "completion_text", None)
+                fields["completion"] = job.completion_text
             ACCESS.info("request finished", extra={"fields": fields})
         self.telemetry.finish(
             job.span,
@@ -520,8 +530,8 @@ class GatewayService:
             if isinstance(response, ChatResponse)
             else Usage.of(response.usage.prompt_tokens, 0, estimated=response.usage.estimated)
         )
-        if isinstance(response, ChatResponse) and (job.caller.log_content or self.settings.log_content):
-            job.completion_text = response.text  # type: ignore[attr-defined]
+        if isinstance(response, ChatResponse) and job.log_content:
+            job.completion_text = response.text
         await self.settle(
             job,
             Outcome(
@@ -574,8 +584,8 @@ class GatewayService:
                 yield b"data: " + dumps(chunk.to_openai()) + b"\n\n"
             response = stream.response
             assert response is not None
-            if job.caller.log_content or self.settings.log_content:
-                job.completion_text = response.text  # type: ignore[attr-defined]
+            if job.log_content:
+                job.completion_text = response.text
             ttft = stream.processor.ttft if stream.processor else None
             settled = True
             await self.settle(
