@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from modelbus.errors import MalformedResponseError
 
 
@@ -29,7 +31,10 @@ class HttpRequest:
         if self.content is not None:
             return self.content
         if self.json is not None:
-            return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+            try:
+                return orjson.dumps(self.json)
+            except TypeError:  # what orjson does not know (subclassed ints, big ints): the slow path
+                return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
         return None
 
     @property
@@ -48,8 +53,8 @@ class HttpResponse:
     def json(self, *, provider: str | None = None) -> Any:
         """The body decoded as JSON, or a :class:`MalformedResponseError` saying what arrived instead."""
         try:
-            return json.loads(self.content)
-        except (ValueError, UnicodeDecodeError):
+            return orjson.loads(self.content)
+        except ValueError:  # orjson.JSONDecodeError, also for bytes that are not UTF-8
             preview = self.content[:120].decode("utf-8", "replace")
             raise MalformedResponseError(
                 f"upstream answered HTTP {self.status_code} with a body that is not JSON: {preview!r}",

@@ -11,12 +11,13 @@ Class attributes are data: name, regions, key env vars, the model table file, th
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
+
+import orjson
 
 from modelbus.context import StreamState
 from modelbus.errors import MalformedResponseError, MissingCredentialsError, ModelbusError
@@ -141,7 +142,7 @@ class ProviderPlugin:
         if not data:
             return None
         try:
-            return json.loads(data)
+            return orjson.loads(data)
         except ValueError:
             raise MalformedResponseError(
                 f"stream event is not JSON: {data[:80]!r}", provider=self.name
