@@ -333,6 +333,15 @@ class LedgerWriter:
             .where(ledger.c.request_id == sa.bindparam("b_request_id"), ledger.c.status == "pending")
             .values({name: sa.bindparam(f"b_{name}") for name in SETTLE_COLUMNS})
         )
+        balance, updated = db.wallets.c.balance_usd, db.wallets.c.updated_at
+        self._debit_sql = (
+            db.wallets.update()
+            .where(db.wallets.c.team == sa.bindparam("b_team"))
+            .values(
+                balance_usd=balance - sa.bindparam("b_amount", type_=balance.type),
+                updated_at=sa.bindparam("b_now", type_=updated.type),
+            )
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -459,11 +468,11 @@ class LedgerWriter:
         for op in batch:
             if op.wallet is not None and op.cost:
                 debits[op.wallet] = debits.get(op.wallet, Decimal(0)) + op.cost
-        for team, amount in debits.items():
+        if debits:
+            at = now()
             conn.execute(
-                db.wallets.update()
-                .where(db.wallets.c.team == team)
-                .values(balance_usd=db.wallets.c.balance_usd - amount, updated_at=now())
+                self._debit_sql,
+                [{"b_team": team, "b_amount": amount, "b_now": at} for team, amount in debits.items()],
             )
 
     def _commit(self, batch: list[_Op]) -> None:
