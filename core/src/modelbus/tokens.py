@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from modelbus.types.chat import ChatRequest, ChatResponse, content_text
+from modelbus.types.chat import AssistantMessage, ChatRequest, ChatResponse, content_text
 
 _WIDE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3040-\u30ff]")
 MESSAGE_OVERHEAD = 4
@@ -26,7 +26,8 @@ def estimate_prompt_tokens(request: ChatRequest) -> int:
     total = 0
     for message in request.messages:
         total += MESSAGE_OVERHEAD + estimate_tokens(content_text(message.content))
-        for call in getattr(message, "tool_calls", None) or ():
+        # isinstance, not getattr: a missing attribute on a pydantic model is a slow exception path
+        for call in (message.tool_calls if isinstance(message, AssistantMessage) else None) or ():
             total += estimate_tokens(call.function.name) + estimate_tokens(call.function.arguments)
     for tool in request.tools or ():
         total += estimate_tokens(tool.function.model_dump_json())

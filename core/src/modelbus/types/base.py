@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
 
 class WireModel(BaseModel):
     """Strict pydantic model: unknown fields are an error, not silently dropped."""
@@ -13,6 +15,14 @@ class WireModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, validate_assignment=False, defer_build=True
     )
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The model's field names, computed once per class (``model_fields`` is slow on the hot path)."""
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
+        return names
 
     def to_wire(self, **kwargs: Any) -> dict[str, Any]:
         """JSON-able dict with aliases and without ``None`` fields (the OpenAI wire convention)."""

@@ -266,7 +266,7 @@ class ChatRequest(WireModel):
                     f"tool_choice names {self.tool_choice.function.name!r}, which is not among the tools "
                     f"({', '.join(sorted(names))})"
                 )
-        clashes = set(self.extra) & set(type(self).model_fields)
+        clashes = self.extra.keys() & type(self).field_names() if self.extra else None
         if clashes:
             raise ValueError(f"extra repeats typed fields {sorted(clashes)}; set them directly instead")
         return self
@@ -274,10 +274,11 @@ class ChatRequest(WireModel):
     @classmethod
     def from_openai(cls, body: dict[str, Any]) -> ChatRequest:
         """Build from an OpenAI request body: unknown top-level keys (``extra_body``) go to ``extra``."""
-        known = {k: v for k, v in body.items() if k in cls.model_fields and k != "extra"}
+        fields = cls.field_names()
+        known = {k: v for k, v in body.items() if k in fields and k != "extra"}
         if "max_completion_tokens" in body:
             known["max_completion_tokens"] = body["max_completion_tokens"]
-        extra = {k: v for k, v in body.items() if k not in cls.model_fields and k != "max_completion_tokens"}
+        extra = {k: v for k, v in body.items() if k not in fields and k != "max_completion_tokens"}
         if isinstance(body.get("extra"), dict):
             extra.update(body["extra"])
         return cls.model_validate({**known, "extra": extra})

@@ -44,8 +44,9 @@ class EmbeddingRequest(WireModel):
 
     @classmethod
     def from_openai(cls, body: dict[str, Any]) -> EmbeddingRequest:
-        known = {k: v for k, v in body.items() if k in cls.model_fields and k != "extra"}
-        extra = {k: v for k, v in body.items() if k not in cls.model_fields}
+        fields = cls.field_names()
+        known = {k: v for k, v in body.items() if k in fields and k != "extra"}
+        extra = {k: v for k, v in body.items() if k not in fields}
         return cls.model_validate({**known, "extra": extra})
 
 
