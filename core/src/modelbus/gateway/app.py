@@ -13,7 +13,7 @@ import hmac
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from modelbus.client import AsyncClient
 from modelbus.config import ModelbusConfig
@@ -257,13 +258,60 @@ def _key_view(record: Any) -> dict[str, Any]:
     }
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def unexpected_response(request: Request, exc: BaseException) -> Response:
+    """A 500 in OpenAI's error format; the details go to the log only."""
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return error_response(ModelbusError("internal gateway error; see the gateway's logs"))
+
+
+class HotPaths:
+    """The ASGI app ``modelbus serve`` runs: ``POST`` to the completion endpoints goes straight to its
+    handler (errors answered here, as the Starlette app's handlers would), everything else to Starlette.
+    The hot path skips Starlette's routing table and middleware stack, which cost more per request than
+    the gateway's own admission checks."""
+
+    def __init__(self, app: Starlette, handlers: dict[str, Handler]) -> None:
+        self.app = app
+        self.handlers = handlers
+
+    @property
+    def state(self) -> Any:
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.handlers.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except ModelbusError as error:
+            response = error_response(error)
+        except ClientDisconnected:
+            response = Response(status_code=499)
+        except Exception as exc:
+            response = unexpected_response(request, exc)
+        await response(scope, receive, send)
+
+
 def create_app(
     config: ModelbusConfig | None = None,
     settings: GatewaySettings | None = None,
     *,
     client: AsyncClient | None = None,
     state: SharedState | None = None,
-) -> Starlette:
+) -> HotPaths:
     gateway = Gateway(config, settings, client=client, state=state)
 
     # -- OpenAI-compatible ---------------------------------------------------------------------
@@ -460,14 +508,7 @@ def create_app(
         return Response(status_code=499)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.error(
-            "unhandled %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            request.url.path,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
-        return error_response(ModelbusError("internal gateway error; see the gateway's logs"))
+        return unexpected_response(request, exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -506,4 +547,4 @@ def create_app(
         },
     )
     app.state.gateway = gateway
-    return app
+    return HotPaths(app, {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings})
