@@ -117,3 +117,26 @@ def test_stopping_writes_held_pending_rows(tmp_path: Path) -> None:
     assert _rows(engine)["in-flight"]["status"] == "pending"
     assert Store(engine).reconcile_pending() == 2
     assert _rows(engine)["in-flight"]["status"] == "interrupted"
+
+
+def test_serve_tunes_the_cyclic_gc_and_it_still_collects_cycles() -> None:
+    import gc
+
+    from modelbus.gateway.server import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+
+        class Node:
+            pass
+
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        del node
+        assert gc.collect() >= 1  # cycles are still collected, only less often
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
