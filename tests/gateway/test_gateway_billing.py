@@ -619,3 +619,19 @@ def test_teams_cli_rejects_an_unknown_budget_period(gateway: GatewayThread, tmp_
         "tpm": None,
         "models": None,
     }
+
+
+def test_a_stored_unknown_budget_period_is_a_clear_refusal_not_a_crash(gateway: GatewayThread) -> None:
+    key = gateway.create_key(team="legacy")
+    gateway.admin("PUT", "/admin/teams/legacy", json={"budget_usd": "5"})
+    with gateway.service.store.engine.begin() as conn:  # what an older version let through
+        conn.execute(sa.text("UPDATE teams SET budget_period = 'weekly' WHERE name = 'legacy'"))
+    gateway.service.forget_team("legacy")
+    response = chat(gateway, key)
+    assert response.status_code == 500
+    message = response.json()["error"]["message"]
+    assert "team:legacy has the budget period 'weekly' stored" in message
+    assert "modelbus teams set legacy --budget-period monthly" in message
+    rows = [row for row in ledger(gateway) if row["team"] == "legacy"]
+    assert [(row["status"], row["error_type"]) for row in rows] == [("refused", "ConfigError")]
+    assert gateway.service.state.reserved_total() == 0

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
+from modelbus.errors import ConfigError
 from modelbus.gateway.errors import BudgetExceededError, GatewayRateLimitError, InsufficientFundsError
 
 WINDOW = 60.0  # seconds: RPM and TPM are per rolling minute
@@ -27,7 +28,8 @@ SLOT = 0.1  # seconds: events this close together share one entry (a window hold
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
     """The start (UTC) of the budget period containing ``now``: daily, monthly or total. Periods are
-    validated when a key or team is stored; an unknown one here is a bug, not a default."""
+    validated when a key or team is stored; an unknown one here (stored by an older version, or by
+    hand) is an error, not a default."""
     now = now or datetime.now(UTC)
     if period == "daily":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -40,7 +42,16 @@ def period_start(period: str, now: datetime | None = None) -> datetime:
 
 def bucket_key(scope: str, period: str, now: datetime | None = None) -> str:
     """The counter a scope's spend in the period containing ``now`` is kept under."""
-    return f"{scope}@{period_start(period, now).date().isoformat()}:{period}"
+    try:
+        start = period_start(period, now)
+    except ValueError:
+        kind, _, name = scope.partition(":")
+        fix = f"modelbus teams set {name} --budget-period monthly" if kind == "team" else "the admin API"
+        raise ConfigError(
+            f"{scope} has the budget period {period!r} stored, which is not daily, monthly or total; "
+            f"its requests are refused until it is fixed ({fix})"
+        ) from None
+    return f"{scope}@{start.date().isoformat()}:{period}"
 
 
 @dataclass(frozen=True)
