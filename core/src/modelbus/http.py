@@ -53,8 +53,8 @@ class HttpResponse:
     def json(self, *, provider: str | None = None) -> Any:
         """The body decoded as JSON, or a :class:`MalformedResponseError` saying what arrived instead."""
         try:
-            return orjson.loads(self.content)
-        except ValueError:  # orjson.JSONDecodeError, also for bytes that are not UTF-8
+            return loads_json(self.content)
+        except (ValueError, UnicodeDecodeError):
             preview = self.content[:120].decode("utf-8", "replace")
             raise MalformedResponseError(
                 f"upstream answered HTTP {self.status_code} with a body that is not JSON: {preview!r}",
@@ -65,6 +65,18 @@ class HttpResponse:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", "replace")
+
+
+def loads_json(data: bytes | str) -> Any:
+    """JSON through orjson, and through the standard library when orjson refuses what it accepts
+    (NaN and Infinity, lone surrogate escapes, a byte-order mark, integers past 64 bits): the fast
+    path for every body, the lenient one only on the error path."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if isinstance(data, bytes | bytearray):
+            data = data.decode("utf-8-sig")
+        return json.loads(data)
 
 
 def join_url(base: str, path: str) -> str:

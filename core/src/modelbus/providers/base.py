@@ -17,12 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
-import orjson
-
 from modelbus.context import StreamState
 from modelbus.errors import MalformedResponseError, MissingCredentialsError, ModelbusError
 from modelbus.hookspecs import hookimpl
-from modelbus.http import HttpRequest, HttpResponse
+from modelbus.http import HttpRequest, HttpResponse, loads_json
 from modelbus.sse import ServerSentEvent
 from modelbus.types.chat import ChatChunk, ChatRequest, ChatResponse, CostBreakdown, Usage
 from modelbus.types.embeddings import EmbeddingRequest, EmbeddingResponse
@@ -142,7 +140,7 @@ class ProviderPlugin:
         if not data:
             return None
         try:
-            return orjson.loads(data)
+            return loads_json(data)
         except ValueError:
             raise MalformedResponseError(
                 f"stream event is not JSON: {data[:80]!r}", provider=self.name

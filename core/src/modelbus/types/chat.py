@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from modelbus.types.base import WireModel
 from modelbus.types.route import RouteInfo
@@ -213,6 +213,9 @@ ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "
 
 class ChatRequest(WireModel):
     """A chat completion request. ``model`` is a modelbus id such as ``deepseek/deepseek-chat``."""
+
+    # NaN or Infinity in a sampling parameter is a caller's mistake to report, not a value to send
+    model_config = ConfigDict(allow_inf_nan=False)
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
