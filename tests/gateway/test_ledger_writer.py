@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from modelbus.gateway.db import open_database
@@ -140,3 +141,22 @@ def test_serve_tunes_the_cyclic_gc_and_it_still_collects_cycles() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_finished_row_that_cannot_be_written_leaves_its_pending_row(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    writer = LedgerWriter(engine, pending_hold=60)
+    writer.start()
+    broken = {**_finished("0.001"), "cached_tokens": None}  # NOT NULL: the finished insert fails
+
+    async def scenario() -> None:
+        writer.open(_pending("doomed"))
+        with pytest.raises(sa.exc.IntegrityError):
+            await writer.settle("doomed", broken, None, Decimal(0))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.stop()
+    assert _rows(engine)["doomed"]["status"] == "pending"  # as after a crash: reconciled at start-up
+    assert Store(engine).reconcile_pending() == 1

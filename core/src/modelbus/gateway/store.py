@@ -299,6 +299,7 @@ class _Op:
     wallet: str | None = None  # debited by ``cost`` in the same transaction
     cost: Decimal = Decimal(0)
     future: Future[None] | None = None
+    pending: dict[str, Any] | None = None  # a finished row's pending form, written if it cannot be
 
 
 class LedgerWriter:
@@ -368,8 +369,8 @@ class LedgerWriter:
         self._release(float("inf"))
 
     def stop(self) -> None:
-        """Flush everything queued (held pending rows included), then stop."""
-        self._release(float("inf"))
+        """Flush everything queued, then stop (from any thread). Held pending rows belong to the event
+        loop: call :meth:`flush_held` there first, as the gateway does at shutdown."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(60)
@@ -419,7 +420,7 @@ class LedgerWriter:
         future: Future[None] = Future()
         held = self._held.pop(request_id, None)
         if held is not None:  # never written: write the finished row in one go
-            self._queue.put(_Op("insert", {**held[1], **row}, wallet, cost, future))
+            self._queue.put(_Op("insert", {**held[1], **row}, wallet, cost, future, pending=held[1]))
         else:
             self._queue.put(_Op("settle", row, wallet, cost, future))
         await asyncio.wrap_future(future)
@@ -486,9 +487,12 @@ class LedgerWriter:
                 raise
         except Exception as exc:
             if len(batch) == 1:
+                op = batch[0]
                 logger.error("ledger write failed: %s: %s", type(exc).__name__, exc)
-                if batch[0].future is not None and not batch[0].future.done():
-                    batch[0].future.set_exception(exc)
+                if op.pending is not None:  # leave what a crash would: a pending row to reconcile
+                    self._commit([_Op("insert", op.pending)])
+                if op.future is not None and not op.future.done():
+                    op.future.set_exception(exc)
                 return
             logger.error(
                 "ledger batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__
