@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import time
@@ -15,15 +16,18 @@ _ids: dict[str, Any] = {}
 
 
 def _seed_ids() -> None:
-    """A random 48-bit prefix per process (re-drawn in forked children) and a counter after it."""
-    _ids["prefix"] = "mb-" + os.urandom(6).hex()
-    _ids["counter"] = itertools.count(int.from_bytes(os.urandom(4)))
+    """A random key per process (re-drawn in forked children) and a counter."""
+    _ids["key"] = os.urandom(32)
+    _ids["counter"] = itertools.count()
 
 
 def new_request_id() -> str:
-    """``mb-`` and 24 hex digits, unique across processes and restarts: a random per-process prefix
-    and a counter (a uuid4 per call cost a system call for the same guarantee)."""
-    return f"{_ids['prefix']}{next(_ids['counter']) & 0xFFFFFFFFFFFF:012x}"
+    """``mb-`` and 24 hex digits: a per-process counter under a keyed BLAKE2b with a random per-process
+    key. Unique (a counter never repeats under one key; keys differ across processes and restarts) and
+    unlinkable: two ids do not tell a caller how many requests were served between them. A ``uuid4``
+    per call cost a system call for the same guarantees."""
+    counter = next(_ids["counter"]).to_bytes(8, "little")
+    return "mb-" + hashlib.blake2b(counter, key=_ids["key"], digest_size=12).hexdigest()
 
 
 _seed_ids()
