@@ -327,3 +327,24 @@ def test_serve_with_a_bad_database_url_fails_in_one_line_without_the_password(
     assert expected in output
     assert "Traceback" not in output
     assert "s3cret-db-pass" not in output
+
+
+def test_middleware_added_to_the_app_wraps_the_hot_paths_too(upstream: FakeUpstream, tmp_path: Path) -> None:
+    from starlette.middleware.cors import CORSMiddleware
+
+    gateway = GatewayThread(provider_config(upstream), database_url=f"sqlite:///{tmp_path / 'm.db'}")
+    gateway.app.add_middleware(CORSMiddleware, allow_origins=["https://app.example"])
+    assert gateway.app.routes[0].path == "/v1/chat/completions"  # the rest of Starlette's API is there
+    gateway.start()
+    try:
+        key = gateway.create_key()
+        origin = {"Origin": "https://app.example"}
+        chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        for method, path, body in (("POST", "/v1/chat/completions", chat), ("GET", "/health/live", None)):
+            response = httpx.request(
+                method, gateway.url + path, json=body, headers={"Authorization": f"Bearer {key}", **origin}
+            )
+            assert response.status_code == 200, response.text
+            assert response.headers["access-control-allow-origin"] == "https://app.example", path
+    finally:
+        gateway.stop()

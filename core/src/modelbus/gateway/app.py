@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelbus.client import AsyncClient
 from modelbus.config import ModelbusConfig
@@ -282,12 +282,22 @@ class HotPaths:
     def __init__(self, app: Starlette, handlers: dict[str, Handler]) -> None:
         self.app = app
         self.handlers = handlers
+        self._entry: ASGIApp = self._dispatch
 
-    @property
-    def state(self) -> Any:
-        return self.app.state
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (``state``, ``routes``, ``url_path_for``...) is the Starlette app's."""
+        if name == "app":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.app, name)
+
+    def add_middleware(self, middleware: Any, *args: Any, **kwargs: Any) -> None:
+        """Wrap the whole app, hot paths included (the last one added runs first, as in Starlette)."""
+        self._entry = middleware(self._entry, *args, **kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.handlers.get(scope["path"]) if scope["type"] == "http" else None
         if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
