@@ -178,8 +178,13 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Create or update a team."""
-        given = {"budget_usd": budget, "budget_period": budget_period, "rpm": rpm, "tpm": tpm}
-        given["models"] = _models(models)
+        given = {
+            "budget_usd": budget,
+            "budget_period": budget_period,
+            "rpm": rpm,
+            "tpm": tpm,
+            "models": _models(models),
+        }
         fields = limit_fields({k: v for k, v in given.items() if v is not None}, TEAM_FIELDS, names=CLI_NAMES)
         team = _store(config, database_url).set_team(name, **fields)
         err.print(

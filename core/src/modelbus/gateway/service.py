@@ -118,11 +118,8 @@ ROUTING_HEADERS = {
 def routing_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """Routing hints sent as ``x-modelbus-*`` headers, as the request metadata keys the router reads.
     ``headers`` has lower-case names (ASGI, Starlette); one pass over them, not a lookup per hint."""
-    return {
-        ROUTING_HEADERS[name]: value
-        for name, value in headers.items()
-        if value and name.startswith("x-modelbus-") and name in ROUTING_HEADERS
-    }
+    hints = ROUTING_HEADERS
+    return {hints[name]: value for name, value in headers.items() if value and name in hints}
 
 
 def _json_default(value: Any) -> Any:

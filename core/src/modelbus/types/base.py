@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-
-_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 class WireModel(BaseModel):
@@ -17,12 +16,10 @@ class WireModel(BaseModel):
     )
 
     @classmethod
+    @functools.cache
     def field_names(cls) -> frozenset[str]:
         """The model's field names, computed once per class (``model_fields`` is slow on the hot path)."""
-        names = _FIELD_NAMES.get(cls)
-        if names is None:
-            names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
-        return names
+        return frozenset(cls.model_fields)
 
     def to_wire(self, **kwargs: Any) -> dict[str, Any]:
         """JSON-able dict with aliases and without ``None`` fields (the OpenAI wire convention)."""
