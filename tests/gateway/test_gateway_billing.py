@@ -36,6 +36,20 @@ def chat(gateway: GatewayThread, key: str, **kw: object) -> httpx.Response:
     )
 
 
+def cli(
+    gateway: GatewayThread, tmp_path: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``python -m modelbus *args`` against the gateway's database, with no config file of its own."""
+    env = {
+        "MODELBUS_DATABASE_URL": gateway.settings.database_url,
+        "PATH": "/usr/bin:/bin",
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "modelbus", *args], capture_output=True, text=True, env=env, check=check
+    )
+
+
 # -- identity -----------------------------------------------------------------------------------
 
 
@@ -382,102 +396,52 @@ def test_invoices_and_group_by(gateway: GatewayThread, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     month = datetime.now(UTC).strftime("%Y-%m")
-    env = {
-        "MODELBUS_DATABASE_URL": gateway.settings.database_url,
-        "PATH": "/usr/bin:/bin",
-        "XDG_CONFIG_HOME": str(tmp_path),
-    }
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelbus",
-            "usage",
-            "--team",
-            "research",
-            "--month",
-            month,
-            "--format",
-            "json",
-            "--group-by",
-            "model",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+    out = cli(
+        gateway,
+        tmp_path,
+        "usage",
+        "--team",
+        "research",
+        "--month",
+        month,
+        "--format",
+        "json",
+        "--group-by",
+        "model",
     ).stdout
     invoice = json.loads(out)
     assert invoice["data"][0]["requests"] == 3
     assert Decimal(invoice["data"][0]["cost_usd"]) == Decimal("0.0000084")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelbus",
-            "usage",
-            "--team",
-            "research",
-            "--month",
-            month,
-            "--format",
-            "csv",
-            "--rows",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+    out = cli(
+        gateway, tmp_path, "usage", "--team", "research", "--month", month, "--format", "csv", "--rows"
     ).stdout
     assert len(list(csv.DictReader(io.StringIO(out)))) == 3
-    bad = subprocess.run(
-        [sys.executable, "-m", "modelbus", "usage", "--month", "Nov"], capture_output=True, text=True, env=env
-    )
+    bad = cli(gateway, tmp_path, "usage", "--month", "Nov", check=False)
     assert bad.returncode == 1
     assert "month must look like 2026-11" in bad.stderr
 
 
 def test_keys_cli_creates_a_working_key(gateway: GatewayThread, tmp_path: Path) -> None:
-    env = {
-        "MODELBUS_DATABASE_URL": gateway.settings.database_url,
-        "PATH": "/usr/bin:/bin",
-        "XDG_CONFIG_HOME": str(tmp_path),
-    }
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelbus",
-            "keys",
-            "create",
-            "--team",
-            "research",
-            "--budget",
-            "50",
-            "--rpm",
-            "60",
-            "--models",
-            "deepseek/*,qwen/*",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+    created = cli(
+        gateway,
+        tmp_path,
+        "keys",
+        "create",
+        "--team",
+        "research",
+        "--budget",
+        "50",
+        "--rpm",
+        "60",
+        "--models",
+        "deepseek/*,qwen/*",
     )
     key = created.stdout.strip()
     assert key.startswith("mb-")
     assert "not shown again" in created.stderr
     assert chat(gateway, key).status_code == 200
     assert chat(gateway, key, model="openai/gpt-5.4-mini").status_code == 403
-    listed = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "modelbus", "keys", "list"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout
-    )
+    listed = json.loads(cli(gateway, tmp_path, "keys", "list").stdout)
     assert listed[0]["budget_usd"] == "50.0000000000"
     assert listed[0]["models"] == ["deepseek/*", "qwen/*"]
     assert MASTER not in created.stdout + created.stderr
@@ -567,50 +531,18 @@ def test_admin_limits_are_validated_for_keys_and_teams_alike(gateway: GatewayThr
 
 
 def test_teams_cli_rejects_an_unknown_budget_period(gateway: GatewayThread, tmp_path: Path) -> None:
-    env = {
-        "MODELBUS_DATABASE_URL": gateway.settings.database_url,
-        "PATH": "/usr/bin:/bin",
-        "XDG_CONFIG_HOME": str(tmp_path),
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelbus",
-            "teams",
-            "set",
-            "ops",
-            "--budget",
-            "5",
-            "--budget-period",
-            "weekly",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    result = cli(
+        gateway, tmp_path, "teams", "set", "ops", "--budget", "5", "--budget-period", "weekly", check=False
     )
     assert result.returncode != 0
     assert "--budget-period is daily, monthly or total, got 'weekly'" in result.stderr
     assert "Traceback" not in result.stderr
     assert gateway.service.store.get_team("ops") is None
-    result = subprocess.run(
-        [sys.executable, "-m", "modelbus", "keys", "create", "--budget", "-3"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    result = cli(gateway, tmp_path, "keys", "create", "--budget", "-3", check=False)
     assert result.returncode != 0
     assert "--budget must be a finite amount" in result.stderr
-    subprocess.run(
-        [sys.executable, "-m", "modelbus", "teams", "set", "ops", "--rpm", "7"], env=env, check=True
-    )
-    listed = subprocess.run(
-        [sys.executable, "-m", "modelbus", "teams", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
+    cli(gateway, tmp_path, "teams", "set", "ops", "--rpm", "7")
+    listed = cli(gateway, tmp_path, "teams", "list")
     assert json.loads(listed.stdout)[0] == {
         "team": "ops",
         "budget_usd": None,
