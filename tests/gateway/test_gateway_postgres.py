@@ -13,8 +13,10 @@ import openai
 import pytest
 import sqlalchemy as sa
 from harness import GatewayThread, provider_config
+from ledger_rows import assert_writer_stores_what_sqlalchemy_stores
 from postgres import PostgresServer
 
+from modelbus.gateway.db import open_database
 from modelbus.testing import FakeUpstream
 
 pytestmark = pytest.mark.postgres
@@ -35,18 +37,29 @@ def postgres_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def pg_gateway(postgres_url: str, upstream: FakeUpstream) -> Iterator[GatewayThread]:
-    # a fresh database per test
+def fresh_database(postgres_url: str) -> str:
+    """A new, empty database on the test server; returns its URL."""
     name = "t_" + uuid.uuid4().hex[:12]
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    server = GatewayThread(provider_config(upstream), database_url=url).start()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def pg_gateway(postgres_url: str, upstream: FakeUpstream) -> Iterator[GatewayThread]:
+    server = GatewayThread(provider_config(upstream), database_url=fresh_database(postgres_url)).start()
     yield server
     server.stop()
+
+
+def test_the_ledger_writer_stores_exactly_what_sqlalchemy_would_on_postgres(postgres_url: str) -> None:
+    engine = open_database(fresh_database(postgres_url))
+    try:
+        assert_writer_stores_what_sqlalchemy_stores(engine)
+    finally:
+        engine.dispose()
 
 
 def test_migrations_and_ledger_on_postgres(pg_gateway: GatewayThread) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from ledger_rows import assert_writer_stores_what_sqlalchemy_stores
 
 from modelbus.gateway.db import open_database
 from modelbus.gateway.store import LedgerWriter, Store
@@ -59,11 +60,13 @@ def _rows(engine: sa.Engine) -> dict[str, dict]:
 
 
 def _statements(engine: sa.Engine) -> list[str]:
+    """The first word of every statement SQLite runs (its own trace hook: the writer executes on the
+    driver's cursor, below SQLAlchemy's events), one per row of an ``executemany``."""
     seen: list[str] = []
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append(statement.split()[0].upper())
+    @sa.event.listens_for(engine, "checkout")
+    def trace(dbapi_connection, record, proxy):  # type: ignore[no-untyped-def]
+        dbapi_connection.set_trace_callback(lambda statement: seen.append(statement.split()[0].upper()))
 
     return seen
 
@@ -160,3 +163,9 @@ def test_a_finished_row_that_cannot_be_written_leaves_its_pending_row(tmp_path: 
         writer.stop()
     assert _rows(engine)["doomed"]["status"] == "pending"  # as after a crash: reconciled at start-up
     assert Store(engine).reconcile_pending() == 1
+
+
+def test_the_writer_stores_exactly_what_sqlalchemy_would(tmp_path: Path) -> None:
+    """The writer runs SQLAlchemy-compiled statements on the driver's cursor: same SQL, same bind
+    processors, so every stored value (timestamps, money, JSON, booleans) matches ``execute``'s."""
+    assert_writer_stores_what_sqlalchemy_stores(open_database(f"sqlite:///{tmp_path / 'ledger.db'}"))

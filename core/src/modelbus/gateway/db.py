@@ -7,7 +7,10 @@ formatted into SQL.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -157,3 +160,62 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+class DriverStatement:
+    """A statement compiled once by SQLAlchemy for one dialect and executed on the driver's cursor.
+
+    The ledger writer runs the same few statements for every request. Executing them through
+    ``Connection.execute`` costs more Python per row than the database spends storing it (cache key,
+    execution context, per-row parameter processing, result object). This keeps what matters from
+    SQLAlchemy, the SQL text it compiles for the dialect and the bind processors of each parameter's
+    type, so the stored values are exactly what ``Connection.execute`` would store; it drops the rest.
+    Parameters are always bound, never formatted into the SQL.
+    """
+
+    def __init__(
+        self, statement: sa.sql.expression.Executable, dialect: sa.Dialect, keys: Iterable[str] = ()
+    ) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
+        self.sql = compiled.string
+        self.dialect = dialect
+        self.positional = compiled.positional
+        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+        self.names = tuple(names)
+        self.defaults = compiled.params  # values fixed in the statement (``status = 'pending'``)
+        self.processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """One row's parameters in the driver's paramstyle: the row's values, else the statement's own
+        (a literal it was built with), else ``None``."""
+        defaults = self.defaults
+        bound = [
+            value if process is None else process(value)
+            for value, process in zip(
+                [values.get(name, defaults.get(name)) for name in self.names], self.processors, strict=True
+            )
+        ]
+        return tuple(bound) if self.positional else dict(zip(self.names, bound, strict=True))
+
+    def executemany(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Run the statement once per row on a DB-API cursor; returns the rows affected (-1 if unknown).
+        The driver's errors are raised as SQLAlchemy's (``sa.exc.IntegrityError``...), without the rows."""
+        params = [self.parameters(row) for row in rows]
+        with sqlalchemy_errors(self.dialect, self.sql):
+            cursor.executemany(self.sql, params)
+        return int(cursor.rowcount)
+
+
+@contextlib.contextmanager
+def sqlalchemy_errors(dialect: sa.Dialect, statement: str | None = None) -> Iterator[None]:
+    """Raise a DB-API driver's errors as the SQLAlchemy exceptions ``Connection.execute`` raises
+    (their parameters hidden: ledger rows do not belong in logs)."""
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, dbapi_error, hide_parameters=True, dialect=dialect
+        ) from exc

@@ -9,6 +9,7 @@ commits (whatever queued up while the last commit ran goes into the next), so a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -324,40 +325,47 @@ class LedgerWriter:
         self.pending_hold = pending_hold
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._conn: Connection | None = None
+        self._conn: Any = None  # the writer's own DB-API connection (a pool-proxied one)
         # pending rows not written yet, oldest first: request id -> (write by, row); event-loop side
         self._held: dict[str, tuple[float, dict[str, Any]]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        ledger = db.ledger
-        self._settle_sql = (
+        ledger, dialect = db.ledger, engine.dialect
+        self._settle_sql = db.DriverStatement(
             ledger.update()
             .where(ledger.c.request_id == sa.bindparam("b_request_id"), ledger.c.status == "pending")
-            .values({name: sa.bindparam(f"b_{name}") for name in SETTLE_COLUMNS})
+            .values({name: sa.bindparam(f"b_{name}") for name in SETTLE_COLUMNS}),
+            dialect,
         )
         balance, updated = db.wallets.c.balance_usd, db.wallets.c.updated_at
-        self._debit_sql = (
+        self._debit_sql = db.DriverStatement(
             db.wallets.update()
             .where(db.wallets.c.team == sa.bindparam("b_team"))
             .values(
                 balance_usd=balance - sa.bindparam("b_amount", type_=balance.type),
                 updated_at=sa.bindparam("b_now", type_=updated.type),
-            )
+            ),
+            dialect,
         )
+        self._insert_sql: dict[tuple[str, ...], db.DriverStatement] = {}  # by the row's columns
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
-    def _connection(self) -> Connection:
-        """The writer's own connection, kept for its lifetime (no pool checkout per commit)."""
+    def _connection(self) -> Any:
+        """The writer's own DB-API connection, kept for its lifetime (no pool checkout per commit)."""
         if self._conn is None:
-            self._conn = self.engine.connect()
+            self._conn = self.engine.raw_connection()
         return self._conn
 
-    def _drop_connection(self) -> None:
+    def _drop_connection(self, broken: bool = False) -> None:
+        """Give the connection back to the pool, or discard it after a failed commit (it may be dead)."""
         if self._conn is not None:
             try:
-                self._conn.close()
+                if broken:
+                    self._conn.invalidate()
+                else:
+                    self._conn.close()
             finally:
                 self._conn = None
 
@@ -452,38 +460,51 @@ class LedgerWriter:
                 self._commit(batch)
         self._drop_connection()
 
-    def _apply(self, conn: Connection, batch: list[_Op]) -> None:
+    def _insert(self, columns: tuple[str, ...]) -> db.DriverStatement:
+        statement = self._insert_sql.get(columns)
+        if statement is None:
+            statement = db.DriverStatement(db.ledger.insert(), self.engine.dialect, columns)
+            self._insert_sql[columns] = statement
+        return statement
+
+    def _apply(self, cursor: Any, batch: list[_Op]) -> None:
         inserts: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for op in batch:
             if op.kind == "insert":
                 inserts.setdefault(tuple(sorted(op.row)), []).append(op.row)
-        for rows in inserts.values():
-            conn.execute(db.ledger.insert(), rows)
+        for columns, rows in inserts.items():
+            self._insert(columns).executemany(cursor, rows)
         settles = [op for op in batch if op.kind == "settle"]
         if settles:
             params = [{f"b_{key}": value for key, value in op.row.items()} for op in settles]
-            result = conn.execute(self._settle_sql, params)
-            if result.rowcount not in (-1, len(settles)):
-                raise RuntimeError(f"{len(settles) - result.rowcount} settlement(s) found no pending row")
+            rowcount = self._settle_sql.executemany(cursor, params)
+            if rowcount not in (-1, len(settles)):
+                raise RuntimeError(f"{len(settles) - rowcount} settlement(s) found no pending row")
         debits: dict[str, Decimal] = {}
         for op in batch:
             if op.wallet is not None and op.cost:
                 debits[op.wallet] = debits.get(op.wallet, Decimal(0)) + op.cost
         if debits:
             at = now()
-            conn.execute(
-                self._debit_sql,
-                [{"b_team": team, "b_amount": amount, "b_now": at} for team, amount in debits.items()],
+            self._debit_sql.executemany(
+                cursor, [{"b_team": team, "b_amount": amount, "b_now": at} for team, amount in debits.items()]
             )
 
     def _commit(self, batch: list[_Op]) -> None:
         try:
             conn = self._connection()
             try:
-                with conn.begin():
-                    self._apply(conn, batch)
+                cursor = conn.cursor()
+                try:
+                    self._apply(cursor, batch)
+                finally:
+                    cursor.close()
+                with db.sqlalchemy_errors(self.engine.dialect, "COMMIT"):
+                    conn.commit()
             except Exception:
-                self._drop_connection()
+                with contextlib.suppress(Exception):  # the connection may be what failed
+                    conn.rollback()
+                self._drop_connection(broken=True)
                 raise
         except Exception as exc:
             if len(batch) == 1:
