@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -567,3 +568,35 @@ def test_a_stored_unknown_budget_period_is_a_clear_refusal_not_a_crash(gateway: 
     rows = [row for row in ledger(gateway) if row["team"] == "legacy"]
     assert [(row["status"], row["error_type"]) for row in rows] == [("refused", "ConfigError")]
     assert gateway.service.state.reserved_total() == 0
+
+
+def test_an_expired_key_cache_entry_is_reloaded_once_not_once_per_request(gateway: GatewayThread) -> None:
+    """Requests that miss the key cache together share one database load (no stampede under load)."""
+    key = gateway.create_key(team="herd")
+    svc = gateway.service
+    store_get_key, loads = svc.store.get_key, []
+
+    def slow_get_key(key_id: str) -> object:
+        loads.append(key_id)
+        time.sleep(0.2)  # every request below arrives while this load runs
+        return store_get_key(key_id)
+
+    svc.store.get_key = slow_get_key
+    svc._keys.clear()
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {key}"}
+            responses = await asyncio.gather(*(client.get("/v1/models", headers=headers) for _ in range(20)))
+            return [response.status_code for response in responses]
+
+    try:
+        assert asyncio.run(burst()) == [200] * 20
+    finally:
+        svc.store.get_key = store_get_key
+    assert len(loads) == 1
+    # a revoked key is still refused at once: revocation drops the cache entry
+    key_id = key.split("-")[1]
+    assert gateway.admin("DELETE", f"/admin/keys/{key_id}").status_code == 200
+    response = httpx.get(gateway.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 401

@@ -208,12 +208,27 @@ class GatewayService:
         return Caller(record, team)
 
     async def _cached(self, cache: dict[str, Any], key: str, load: Any) -> Any:
+        """``load(key)`` (in a thread), cached for :data:`KEY_CACHE_SECONDS`. Callers that miss while a
+        load is running wait for that load instead of starting their own: when an entry expires under
+        load, one query refreshes it, not one per request in flight."""
         hit = cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        value = await asyncio.to_thread(load, key)
-        cache[key] = (time.monotonic() + KEY_CACHE_SECONDS, value)
-        return value
+            value = hit[1]
+            return await asyncio.shield(value) if isinstance(value, asyncio.Future) else value
+        task = asyncio.ensure_future(asyncio.to_thread(load, key))
+        entry = (float("inf"), task)
+        cache[key] = entry
+
+        def loaded(_: asyncio.Future[Any]) -> None:
+            if cache.get(key) is not entry:  # forgotten (revoked, changed) meanwhile: not cached
+                return
+            if task.cancelled() or task.exception() is not None:
+                del cache[key]  # the next caller tries again
+            else:
+                cache[key] = (time.monotonic() + KEY_CACHE_SECONDS, task.result())
+
+        task.add_done_callback(loaded)
+        return await asyncio.shield(task)  # a caller that goes away does not cancel the others' load
 
     @staticmethod
     def allowed(caller: Caller, model_id: str) -> bool:
