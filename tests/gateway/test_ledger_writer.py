@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from ledger_rows import assert_writer_stores_what_sqlalchemy_stores
 
 from modelbus.gateway.db import open_database
-from modelbus.gateway.store import LedgerWriter, Store
+from modelbus.gateway.store import CHECKPOINT_EVERY, LedgerWriter, Store
 
 
 def _pending(request_id: str) -> dict:
@@ -169,3 +170,87 @@ def test_the_writer_stores_exactly_what_sqlalchemy_would(tmp_path: Path) -> None
     """The writer runs SQLAlchemy-compiled statements on the driver's cursor: same SQL, same bind
     processors, so every stored value (timestamps, money, JSON, booleans) matches ``execute``'s."""
     assert_writer_stores_what_sqlalchemy_stores(open_database(f"sqlite:///{tmp_path / 'ledger.db'}"))
+
+
+def test_a_request_alone_in_flight_commits_inline_and_keeps_order_behind_queued_writes(
+    tmp_path: Path,
+) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    Store(engine).topup("t1", Decimal("1"), None)
+    writer = LedgerWriter(engine, pending_hold=0.01)
+    threads: list[str] = []
+    gate = threading.Event()
+    commit = writer._commit
+
+    def observed_commit(batch: list) -> None:
+        threads.append(threading.current_thread().name)
+        if threading.current_thread().name == "ledger-writer":
+            gate.wait(5)  # the thread is slow: what is queued behind it must wait its turn
+        commit(batch)
+
+    writer._commit = observed_commit  # type: ignore[method-assign]
+    writer.start()
+
+    async def scenario() -> None:
+        # alone and the writer idle: committed on the event loop's thread, durable on return
+        writer.open(_pending("first"))
+        await writer.settle("first", _finished("0.001"), "t1", Decimal("0.001"), alone=True)
+        assert _rows(engine)["first"]["status"] == "ok"
+        # a pending row released to the (stalled) thread is ahead of its own settlement
+        writer.open(_pending("second"))
+        await asyncio.sleep(0.1)
+        settled = asyncio.ensure_future(
+            writer.settle("second", _finished("0.002"), "t1", Decimal("0.002"), alone=True)
+        )
+        await asyncio.sleep(0.1)
+        assert not settled.done()  # queued behind the pending insert, not committed inline before it
+        gate.set()
+        await settled
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.set()
+        writer.stop()
+    rows = _rows(engine)
+    assert rows["second"]["status"] == "ok"
+    assert Store(engine).wallets()["t1"] == Decimal("0.997")
+    assert threads == ["MainThread", "ledger-writer", "ledger-writer"]
+
+
+def test_inline_commits_leave_wal_checkpoints_to_the_writer_thread(tmp_path: Path) -> None:
+    """The writer's connection does not checkpoint when it commits (that would copy the WAL on the
+    event loop); the thread checkpoints every CHECKPOINT_EVERY commits, so the WAL stays small."""
+    path = tmp_path / "ledger.db"
+    engine = open_database(f"sqlite:///{path}")
+    writer = LedgerWriter(engine)
+    checkpoints: list[str] = []
+    checkpoint = writer._checkpoint
+
+    def observed_checkpoint() -> None:
+        checkpoints.append(threading.current_thread().name)
+        checkpoint()
+
+    writer._checkpoint = observed_checkpoint  # type: ignore[method-assign]
+    writer.start()
+    count = CHECKPOINT_EVERY * 5
+
+    async def scenario() -> None:
+        for i in range(count):
+            writer.open(_pending(f"r{i}"))
+            await writer.settle(f"r{i}", _finished("0.001"), None, Decimal(0), alone=True)
+
+    wal = Path(f"{path}-wal")
+    try:
+        asyncio.run(scenario())
+        deadline = time.monotonic() + 10
+        while len(checkpoints) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # measured while the writer's connection is open (closing the last one checkpoints anyway);
+        # without checkpoints the WAL would hold every commit's pages (about 15 MB by now)
+        assert wal.stat().st_size < 8 * 1024 * 1024, wal.stat().st_size
+    finally:
+        writer.stop()
+    assert len(checkpoints) >= 4
+    assert set(checkpoints) == {"ledger-writer"}
+    assert len(_rows(engine)) == count

@@ -457,7 +457,8 @@ class GatewayService:
         }
         wallet = job.reservation.wallet
         if wait:
-            await self.writer.settle(job.request_id, values, wallet, outcome.cost)
+            alone = self.in_flight == 1  # this request: nothing to group its commit with
+            await self.writer.settle(job.request_id, values, wallet, outcome.cost, alone=alone)
         else:  # the caller is gone (cancelled): queue it, the writer still makes it durable
             asyncio.get_running_loop().create_task(
                 self.writer.settle(job.request_id, values, wallet, outcome.cost)
