@@ -3,7 +3,8 @@
 Reads and admin writes are plain synchronous methods (the app runs them in a thread). Ledger writes on
 the request path go through :class:`LedgerWriter`: one thread that applies them in order with group
 commits (whatever queued up while the last commit ran goes into the next), so a request's final
-``settle`` is durable before its last bytes are sent, without a commit per request under load.
+``settle`` is durable before its last bytes are sent, without a commit per request under load. Its
+statements are compiled by SQLAlchemy once and run on the driver's cursor (:class:`db.DriverStatement`).
 """
 
 from __future__ import annotations
@@ -319,6 +320,10 @@ class LedgerWriter:
     only the pending rows of requests younger than the window (nothing was billed for them, and their
     reservations lived in the crashed process). Settled rows are never held: ``settle`` returns once
     the row is durable.
+
+    On SQLite, a request that is alone in flight has nothing to group its commit with: it commits on
+    the event loop's thread when the writer is idle (a local commit costs less than the two thread
+    hand-offs), and the writer thread checkpoints the WAL so no checkpoint runs on the loop.
     """
 
     def __init__(self, engine: Engine, pending_hold: float = PENDING_HOLD_SECONDS) -> None:
@@ -462,9 +467,9 @@ class LedgerWriter:
             op = _Op("settle", row, wallet, cost, future)
         await self._durably(op, alone)
 
-    async def record(self, row: dict[str, Any], *, alone: bool = False) -> None:
+    async def record(self, row: dict[str, Any]) -> None:
         """Write a finished row in one go (requests that failed before reaching upstream)."""
-        await self._durably(_Op("insert", row, future=Future()), alone)
+        await self._durably(_Op("insert", row, future=Future()), alone=False)
 
     async def _durably(self, op: _Op, alone: bool) -> None:
         """Commit ``op`` and return once it is durable (raising what the commit raised).
