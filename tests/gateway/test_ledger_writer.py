@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -180,15 +182,15 @@ def test_a_request_alone_in_flight_commits_inline_and_keeps_order_behind_queued_
     writer = LedgerWriter(engine, pending_hold=0.01)
     threads: list[str] = []
     gate = threading.Event()
-    commit = writer._commit
+    transaction = writer._transaction
 
-    def observed_commit(batch: list) -> None:
+    def observed_transaction(batch: list) -> None:
         threads.append(threading.current_thread().name)
         if threading.current_thread().name == "ledger-writer":
             gate.wait(5)  # the thread is slow: what is queued behind it must wait its turn
-        commit(batch)
+        transaction(batch)
 
-    writer._commit = observed_commit  # type: ignore[method-assign]
+    writer._transaction = observed_transaction  # type: ignore[method-assign]
     writer.start()
 
     async def scenario() -> None:
@@ -254,3 +256,40 @@ def test_inline_commits_leave_wal_checkpoints_to_the_writer_thread(tmp_path: Pat
     assert len(checkpoints) >= 4
     assert set(checkpoints) == {"ledger-writer"}
     assert len(_rows(engine)) == count
+
+
+def test_an_inline_commit_never_waits_on_the_event_loop_for_another_writers_lock(tmp_path: Path) -> None:
+    """Another process or connection holding SQLite's write lock must not freeze the event loop: the
+    alone-in-flight commit gives up at once and the writer thread waits for the lock instead."""
+    path = tmp_path / "ledger.db"
+    engine = open_database(f"sqlite:///{path}")
+    writer = LedgerWriter(engine)
+    writer.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    ticks: list[float] = []
+
+    async def scenario() -> None:
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.ensure_future(tick())
+        writer.open(_pending("blocked"))
+        settled = asyncio.ensure_future(
+            writer.settle("blocked", _finished("0.001"), None, Decimal(0), alone=True)
+        )
+        await asyncio.sleep(0.5)
+        assert not settled.done()  # waiting in the writer thread, not on the loop
+        other.execute("COMMIT")
+        await asyncio.wait_for(settled, 10)
+        ticker.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close()
+        writer.stop()
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.2  # the loop kept running
+    assert _rows(engine)["blocked"]["status"] == "ok"

@@ -339,6 +339,7 @@ class LedgerWriter:
         self._queued = self._applied = 0  # operations put on the queue / taken off it and done
         self._commits = 0
         self._next_checkpoint = CHECKPOINT_EVERY
+        self._busy_timeout_ms = 0  # the connection's own, restored after an inline commit
         # pending rows not written yet, oldest first: request id -> (write by, row); event-loop side
         self._held: dict[str, tuple[float, dict[str, Any]]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -374,13 +375,14 @@ class LedgerWriter:
             self._conn = self.engine.raw_connection()
             if self._inline:
                 self._pragma("wal_autocheckpoint=0")
+                self._busy_timeout_ms = int(self._pragma("busy_timeout")[0][0])
         return self._conn
 
-    def _pragma(self, pragma: str) -> None:
+    def _pragma(self, pragma: str) -> list[Any]:
         cursor = self._conn.cursor()
         try:
             cursor.execute(f"PRAGMA {pragma}")  # constant text from this module, never user input
-            cursor.fetchall()
+            return list(cursor.fetchall())
         finally:
             cursor.close()
 
@@ -496,7 +498,18 @@ class LedgerWriter:
             with self._count_lock:
                 if self._queued != self._applied:
                     return False
-            self._commit([op])
+            try:
+                self._connection()
+                self._pragma("busy_timeout=0")  # never wait for another writer's lock on the loop
+                try:
+                    self._transaction([op])
+                finally:
+                    if self._conn is not None:
+                        self._pragma(f"busy_timeout={self._busy_timeout_ms}")
+            except Exception:  # locked by another writer, or failing: the thread waits and reports
+                return False
+            assert op.future is not None
+            op.future.set_result(None)
             if self._commits >= self._next_checkpoint:  # the thread does it, off the event loop
                 self._next_checkpoint = self._commits + CHECKPOINT_EVERY
                 self._put(_Op("checkpoint", {}))
@@ -572,22 +585,30 @@ class LedgerWriter:
                 cursor, [{"b_team": team, "b_amount": amount, "b_now": at} for team, amount in debits.items()]
             )
 
-    def _commit(self, batch: list[_Op]) -> None:
+    def _transaction(self, batch: list[_Op]) -> None:
+        """Apply ``batch`` in one transaction and commit it; on failure roll back, drop the
+        connection (it may be what failed) and raise."""
+        conn = self._connection()
         try:
-            conn = self._connection()
+            cursor = conn.cursor()
             try:
-                cursor = conn.cursor()
-                try:
-                    self._apply(cursor, batch)
-                finally:
-                    cursor.close()
-                with db.sqlalchemy_errors(self.engine.dialect, "COMMIT"):
-                    conn.commit()
-            except Exception:
-                with contextlib.suppress(Exception):  # the connection may be what failed
-                    conn.rollback()
-                self._drop_connection(broken=True)
-                raise
+                self._apply(cursor, batch)
+            finally:
+                cursor.close()
+            with db.sqlalchemy_errors(self.engine.dialect, "COMMIT"):
+                conn.commit()
+        except Exception:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            self._drop_connection(broken=True)
+            raise
+        self._commits += 1
+
+    def _commit(self, batch: list[_Op]) -> None:
+        """Commit ``batch`` and settle its futures; a failed batch is retried one op at a time, and a
+        failed op gets its exception (a finished row that cannot be written leaves its pending row)."""
+        try:
+            self._transaction(batch)
         except Exception as exc:
             if len(batch) == 1:
                 op = batch[0]
@@ -603,7 +624,6 @@ class LedgerWriter:
             for op in batch:
                 self._commit([op])
             return
-        self._commits += 1
         for op in batch:
             if op.future is not None and not op.future.done():
                 op.future.set_result(None)
