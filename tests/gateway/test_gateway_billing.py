@@ -600,3 +600,23 @@ def test_an_expired_key_cache_entry_is_reloaded_once_not_once_per_request(gatewa
     assert gateway.admin("DELETE", f"/admin/keys/{key_id}").status_code == 200
     response = httpx.get(gateway.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 401
+
+
+def test_a_failed_ledger_write_still_ends_the_request_in_flight(gateway: GatewayThread) -> None:
+    """The in-flight count (a metric, and what decides whether a commit may skip the writer thread)
+    goes down even when the durable write fails."""
+    key = gateway.create_key()
+    svc = gateway.service
+    settle = svc.writer.settle
+
+    async def failing_settle(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    svc.writer.settle = failing_settle
+    try:
+        assert chat(gateway, key).status_code == 500
+    finally:
+        svc.writer.settle = settle
+    assert svc.in_flight == 0
+    assert chat(gateway, key).status_code == 200
+    assert svc.in_flight == 0

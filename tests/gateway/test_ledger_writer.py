@@ -7,6 +7,7 @@ import itertools
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from ledger_rows import assert_writer_stores_what_sqlalchemy_stores
 
-from modelbus.gateway.db import open_database
-from modelbus.gateway.store import CHECKPOINT_EVERY, LedgerWriter, Store
+from modelbus.gateway.db import DriverStatement, open_database
+from modelbus.gateway.store import CHECKPOINT_EVERY, LedgerWriter, Store, _resolve
 
 
 def _pending(request_id: str) -> dict:
@@ -293,3 +294,29 @@ def test_an_inline_commit_never_waits_on_the_event_loop_for_another_writers_lock
         writer.stop()
     assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.2  # the loop kept running
     assert _rows(engine)["blocked"]["status"] == "ok"
+
+
+def test_driver_statements_refuse_python_side_column_defaults() -> None:
+    """Such defaults are computed by ``execute`` per row; a driver statement would store NULL."""
+    table = sa.Table(
+        "with_defaults",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("n", sa.Integer, default=7),
+    )
+    with pytest.raises(ValueError, match="Python-side column defaults"):
+        DriverStatement(table.insert(), sa.create_engine("sqlite://").dialect, ["id"])
+    assert DriverStatement(table.insert(), sa.create_engine("sqlite://").dialect, ["id", "n"]).names == (
+        "id",
+        "n",
+    )
+
+
+def test_a_caller_cancelled_while_its_row_is_written_does_not_stop_the_writer() -> None:
+    """The writer settles a caller's future from its thread; if the caller was cancelled meanwhile
+    (its future cancelled from the event loop), that is not an error that could end the thread."""
+    for error in (None, RuntimeError("write failed")):
+        future: Future[None] = Future()
+        future.cancel()
+        _resolve(future, error)  # no InvalidStateError
+        assert future.cancelled()

@@ -177,6 +177,9 @@ class DriverStatement:
         self, statement: sa.sql.expression.Executable, dialect: sa.Dialect, keys: Iterable[str] = ()
     ) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
+        if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+            # execute() computes those values in Python per row; this class would bind NULL instead
+            raise ValueError("DriverStatement cannot run a statement with Python-side column defaults")
         self.sql = compiled.string
         self.dialect = dialect
         self.positional = compiled.positional
@@ -201,7 +204,8 @@ class DriverStatement:
 
     def executemany(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> int:
         """Run the statement once per row on a DB-API cursor; returns the rows affected (-1 if unknown).
-        The driver's errors are raised as SQLAlchemy's (``sa.exc.IntegrityError``...), without the rows."""
+        The driver's errors are raised as SQLAlchemy's (``sa.exc.IntegrityError``...), see
+        :func:`sqlalchemy_errors`."""
         params = [self.parameters(row) for row in rows]
         with sqlalchemy_errors(self.dialect, self.sql):
             cursor.executemany(self.sql, params)
@@ -210,8 +214,9 @@ class DriverStatement:
 
 @contextlib.contextmanager
 def sqlalchemy_errors(dialect: sa.Dialect, statement: str | None = None) -> Iterator[None]:
-    """Raise a DB-API driver's errors as the SQLAlchemy exceptions ``Connection.execute`` raises
-    (their parameters hidden: ledger rows do not belong in logs)."""
+    """Raise a DB-API driver's errors as the SQLAlchemy exceptions ``Connection.execute`` raises,
+    without SQLAlchemy's parameter list. The driver's own message may still quote a value (PostgreSQL's
+    DETAIL line does), so the ledger writer logs only its first line."""
     dbapi_error = dialect.loaded_dbapi.Error
     try:
         yield

@@ -456,15 +456,17 @@ class GatewayService:
             "route": route.model_dump(mode="json") if route is not None else None,
         }
         wallet = job.reservation.wallet
-        if wait:
-            alone = self.in_flight == 1  # this request: nothing to group its commit with
-            await self.writer.settle(job.request_id, values, wallet, outcome.cost, alone=alone)
-        else:  # the caller is gone (cancelled): queue it, the writer still makes it durable
-            asyncio.get_running_loop().create_task(
-                self.writer.settle(job.request_id, values, wallet, outcome.cost)
-            )
-        self.in_flight -= 1
-        self.metrics.in_flight.dec()
+        try:
+            if wait:
+                alone = self.in_flight == 1  # this request: nothing to group its commit with
+                await self.writer.settle(job.request_id, values, wallet, outcome.cost, alone=alone)
+            else:  # the caller is gone (cancelled): queue it, the writer still makes it durable
+                asyncio.get_running_loop().create_task(
+                    self.writer.settle(job.request_id, values, wallet, outcome.cost)
+                )
+        finally:  # also when the write fails or the caller is cancelled while it waits
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
         self._observe(job, outcome, values, latency)
 
     def _observe(self, job: Job, outcome: Outcome, values: dict[str, Any], latency: float) -> None:

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -291,6 +291,22 @@ SETTLE_COLUMNS = (
 SETTLE_COLUMN_SET = frozenset(SETTLE_COLUMNS)
 
 
+def _resolve(future: Future[None], error: BaseException | None = None) -> None:
+    """Settle a caller's future from any thread; a caller that was cancelled meanwhile (its future
+    cancelled from the event loop) is not an error for the writer."""
+    with contextlib.suppress(InvalidStateError):
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line: drivers add row contents on the next ones (PostgreSQL's DETAIL)."""
+    text = str(error)
+    return text.splitlines()[0] if text else ""
+
+
 PENDING_HOLD_SECONDS = 0.5  # a pending row is written this long after its request started, at the latest
 CHECKPOINT_EVERY = 100  # SQLite: the writer checkpoints the WAL after this many commits
 
@@ -333,7 +349,7 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._conn: Any = None  # the writer's own DB-API connection (a pool-proxied one)
         # SQLite commits in a fraction of a thread handoff: a request alone in flight commits inline
-        self._inline = engine.dialect.name == "sqlite"
+        self._inline = self._sqlite = engine.dialect.name == "sqlite"
         self._conn_lock = threading.Lock()  # held by whoever uses the connection: the thread or inline
         self._count_lock = threading.Lock()
         self._queued = self._applied = 0  # operations put on the queue / taken off it and done
@@ -373,10 +389,19 @@ class LedgerWriter:
         megabytes on the event loop); the thread checkpoints every :data:`CHECKPOINT_EVERY` commits."""
         if self._conn is None:
             self._conn = self.engine.raw_connection()
-            if self._inline:
+            if self._sqlite:
                 self._pragma("wal_autocheckpoint=0")
                 self._busy_timeout_ms = int(self._pragma("busy_timeout")[0][0])
         return self._conn
+
+    def _restore_busy_timeout(self) -> None:
+        """Give the connection its own lock timeout back after an inline attempt (or drop it)."""
+        if self._conn is None:
+            return
+        try:
+            self._pragma(f"busy_timeout={self._busy_timeout_ms}")
+        except Exception:
+            self._drop_connection(broken=True)
 
     def _pragma(self, pragma: str) -> list[Any]:
         cursor = self._conn.cursor()
@@ -391,7 +416,7 @@ class LedgerWriter:
         or when it carries the writer's own settings (SQLite)."""
         if self._conn is not None:
             try:
-                if broken or self._inline:
+                if broken or self._sqlite:
                     self._conn.invalidate()
                 else:
                     self._conn.close()
@@ -408,6 +433,7 @@ class LedgerWriter:
     def stop(self) -> None:
         """Flush everything queued, then stop (from any thread). Held pending rows belong to the event
         loop: call :meth:`flush_held` there first, as the gateway does at shutdown."""
+        self._inline = False  # from now on nothing reopens the connection the thread closes
         if self._thread is not None:
             self._put(None)
             self._thread.join(60)
@@ -501,15 +527,12 @@ class LedgerWriter:
             try:
                 self._connection()
                 self._pragma("busy_timeout=0")  # never wait for another writer's lock on the loop
-                try:
-                    self._transaction([op])
-                finally:
-                    if self._conn is not None:
-                        self._pragma(f"busy_timeout={self._busy_timeout_ms}")
+                self._transaction([op])
             except Exception:  # locked by another writer, or failing: the thread waits and reports
+                self._restore_busy_timeout()
                 return False
-            assert op.future is not None
-            op.future.set_result(None)
+            self._restore_busy_timeout()  # committed: whatever happens now, the op is done
+            _resolve(op.future)
             if self._commits >= self._next_checkpoint:  # the thread does it, off the event loop
                 self._next_checkpoint = self._commits + CHECKPOINT_EVERY
                 self._put(_Op("checkpoint", {}))
@@ -539,7 +562,7 @@ class LedgerWriter:
                     writes = [op for op in batch if op.kind != "checkpoint"]
                     if writes:
                         self._commit(writes)
-                    if self._inline and (len(writes) < len(batch) or self._commits >= self._next_checkpoint):
+                    if self._sqlite and (len(writes) < len(batch) or self._commits >= self._next_checkpoint):
                         self._checkpoint()
                 with self._count_lock:
                     self._applied += len(batch)
@@ -612,11 +635,11 @@ class LedgerWriter:
         except Exception as exc:
             if len(batch) == 1:
                 op = batch[0]
-                logger.error("ledger write failed: %s: %s", type(exc).__name__, exc)
+                logger.error("ledger write failed: %s: %s", type(exc).__name__, _first_line(exc))
                 if op.pending is not None:  # leave what a crash would: a pending row to reconcile
                     self._commit([_Op("insert", op.pending)])
-                if op.future is not None and not op.future.done():
-                    op.future.set_exception(exc)
+                if op.future is not None:
+                    _resolve(op.future, exc)
                 return
             logger.error(
                 "ledger batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__
@@ -625,5 +648,5 @@ class LedgerWriter:
                 self._commit([op])
             return
         for op in batch:
-            if op.future is not None and not op.future.done():
-                op.future.set_result(None)
+            if op.future is not None:
+                _resolve(op.future)
