@@ -7,8 +7,9 @@ Targets, each in its own process, all in front of one FakeUpstream answering aft
   modelbus     `modelbus serve` with a virtual key, rate limits, wallet, budget, ledger and metrics on
 
 Load comes from wrk (a separate process) at 1, 16 and 64 connections. Prints RPS, p50/p99 and the
-latency each proxy adds; streaming time-to-first-token overhead; and the gateway's RSS after 10k
-requests and at the end.
+latency each proxy adds; CPU per request, the target's CPU as a share of one core and how busy the
+whole machine was (all cores); streaming time-to-first-token overhead; and the gateway's RSS after
+10k requests and at the end.
 
     python bench/gateway.py [--duration 10] [--latency 0.02]
 """
@@ -42,6 +43,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all, idle) CPU ticks of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + values[4]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,7 +192,7 @@ def main() -> None:
         )
         print(
             f"{'conns':>5}  {'target':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} "
-            f"{'vs passthrough':>14} {'CPU ms/req':>10} {'non-2xx':>8}"
+            f"{'vs passthrough':>14} {'CPU ms/req':>10} {'core %':>7} {'machine %':>9} {'non-2xx':>8}"
         )
         pids = {"direct": processes[0].pid, "passthrough": processes[1].pid, "modelbus": gateway.pid}
         served = 0
@@ -194,9 +201,15 @@ def main() -> None:
             results = {}
             for name, (url, headers) in targets.items():
                 pid = pids[name]
-                cpu = cpu_seconds(pid)
+                cpu, ticks, started = cpu_seconds(pid), machine_ticks(), time.monotonic()
                 results[name] = wrk(url, connections, args.duration, headers, BODY)
-                results[name]["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(results[name]["requests"], 1)
+                used = cpu_seconds(pid) - cpu
+                results[name]["cpu_ms"] = used * 1000 / max(results[name]["requests"], 1)
+                # how busy the target process and the whole machine were: a single-process target at
+                # ~100% of one core is CPU-bound even when the machine has a core to spare
+                results[name]["core"] = 100 * used / (time.monotonic() - started)
+                total, idle = (now - then for now, then in zip(machine_ticks(), ticks, strict=True))
+                results[name]["machine"] = 100 * (total - idle) / max(total, 1)
             served += results["modelbus"]["requests"]
             if rss_10k is None and served >= 10_000:
                 rss_10k, served_10k = rss_mb(gateway.pid), served
@@ -205,7 +218,8 @@ def main() -> None:
                 ratio = r["rps"] / results["passthrough"]["rps"]
                 print(
                     f"{connections:>5}  {name:<12} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                    f"{added:>9.2f}m {ratio:>13.2f}x {r['cpu_ms']:>10.3f} {r['non2xx']:>8}"
+                    f"{added:>9.2f}m {ratio:>13.2f}x {r['cpu_ms']:>10.3f} {r['core']:>7.0f} "
+                    f"{r['machine']:>9.0f} {r['non2xx']:>8}"
                 )
         direct_ttft = ttft(targets["direct"][0], {}, 50)
         proxy_ttft = ttft(targets["passthrough"][0], {}, 50)
