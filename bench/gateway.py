@@ -4,7 +4,8 @@ Targets, each in its own process, all in front of one FakeUpstream answering aft
 
   direct       the FakeUpstream itself
   passthrough  a bare Starlette + aiohttp proxy (bench/passthrough.py): the floor
-  modelbus     `modelbus serve` with a virtual key, rate limits, wallet, budget, ledger and metrics on
+  modelbus     `modelbus serve` with a virtual key, rate limits, wallet, budget, ledger, metrics and the
+               JSON access log on (its output discarded, like the other targets')
 
 Load comes from wrk (a separate process) at 1, 16 and 64 connections. Prints RPS, p50/p99 and the
 latency each proxy adds; CPU per request, the target's CPU as a share of one core and how busy the
@@ -159,7 +160,7 @@ def main() -> None:
         config = tmp / "config.toml"
         config.write_text(
             f'[providers.deepseek]\napi_key = "sk-bench"\nbase_url = "{upstream_url}"\n'
-            f'[gateway]\ndatabase_url = "sqlite:///{tmp / "ledger.db"}"\nlog_requests = false\n'
+            f'[gateway]\ndatabase_url = "sqlite:///{tmp / "ledger.db"}"\n'  # defaults: JSON access log on
         )
         gateway = spawn(
             [sys.executable, "-m", "modelbus", "serve", "--port", str(ports["modelbus"])],

@@ -62,6 +62,24 @@ def test_logs_are_json_with_request_ids_and_never_keys_or_prompts(
         assert secret not in text, f"{secret!r} leaked into the logs"
 
 
+def test_json_log_lines_keep_every_field_whatever_its_type() -> None:
+    record = logging.LogRecord(
+        "modelbus.gateway.access", logging.INFO, __file__, 1, "request finished", (), None
+    )
+    record.fields = {  # type: ignore[attr-defined]
+        "model": "qwen/qwen-max-中文",
+        "cost_usd": Decimal("0.0000123"),
+        "tokens": 2**70,  # past 64 bits: orjson refuses it, the standard library writes it
+        "ttft_ms": None,
+    }
+    entry = json.loads(JSONFormatter().format(record))
+    assert entry["message"] == "request finished"
+    assert entry["model"] == "qwen/qwen-max-中文"
+    assert entry["cost_usd"] == "0.0000123"
+    assert entry["tokens"] == 2**70
+    assert entry["ttft_ms"] is None
+
+
 def test_prompt_logging_is_opt_in_per_key(gateway: GatewayThread, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     key = gateway.create_key(log_content=True)
@@ -218,6 +236,16 @@ def test_graceful_shutdown_drains_in_flight_requests(upstream: FakeUpstream, tmp
     assert result["status"] == 200
     row = rows(f"sqlite:///{tmp_path / 'gw.db'}")[0]
     assert row["status"] == "ok"
+    # apart from its start-up banner (stdout), every line `modelbus serve` wrote is a JSON log line;
+    # the request's access line names its id
+    output = server.log.read_text()
+    banners = [line for line in output.splitlines() if not line.startswith("{")]
+    assert len(banners) == 1
+    assert banners[0].startswith("modelbus gateway on http://")
+    entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [entry for entry in entries if entry["message"] == "request finished"]
+    assert [entry["request_id"] for entry in access] == [row["request_id"]]
+    assert key not in output
 
 
 def test_kill_9_under_load_loses_no_settled_row_and_leaves_nothing_reserved(
