@@ -6,6 +6,7 @@ Plain dataclasses on purpose: they sit on the hot path and are built by translat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,10 +32,7 @@ class HttpRequest:
         if self.content is not None:
             return self.content
         if self.json is not None:
-            try:
-                return orjson.dumps(self.json)
-            except TypeError:  # what orjson does not know (subclassed ints, big ints): the slow path
-                return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+            return dumps_json(self.json)
         return None
 
     @property
@@ -65,6 +63,15 @@ class HttpResponse:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", "replace")
+
+
+def dumps_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Compact UTF-8 JSON through orjson, and through the standard library for what orjson refuses
+    (integers past 64 bits, int subclasses it does not know, lone surrogates)."""
+    try:
+        return orjson.dumps(value, default=default)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, default=default, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def loads_json(data: bytes | str) -> Any:

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from modelbus.http import dumps_json
 
 metadata = sa.MetaData()
 MONEY = sa.Numeric(20, 10, asdecimal=True)
@@ -130,7 +131,7 @@ def make_engine(url: str) -> Engine:
 
 def _json_text(value: object) -> str:
     """JSON columns (the route record) through orjson: they are written on every request."""
-    return orjson.dumps(value).decode()
+    return dumps_json(value).decode()
 
 
 def open_database(url: str) -> Engine:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
 
-import orjson
-
+from modelbus.http import dumps_json
 from modelbus.redaction import redact
 
 ACCESS = logging.getLogger("modelbus.gateway.access")
@@ -29,10 +27,7 @@ class JSONFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        try:  # a line per request: orjson, the standard library for what orjson refuses (huge ints)
-            return orjson.dumps(entry, default=str).decode()
-        except TypeError:
-            return json.dumps(entry, default=str, ensure_ascii=False)
+        return dumps_json(entry, default=str).decode()
 
 
 def configure(level: int = logging.INFO) -> None:
