@@ -529,9 +529,9 @@ class LedgerWriter:
                 self._pragma("busy_timeout=0")  # never wait for another writer's lock on the loop
                 self._transaction([op])
             except Exception:  # locked by another writer, or failing: the thread waits and reports
-                self._restore_busy_timeout()
                 return False
-            self._restore_busy_timeout()  # committed: whatever happens now, the op is done
+            finally:
+                self._restore_busy_timeout()  # never raises: a committed op stays committed
             _resolve(op.future)
             if self._commits >= self._next_checkpoint:  # the thread does it, off the event loop
                 self._next_checkpoint = self._commits + CHECKPOINT_EVERY
